@@ -1,0 +1,1 @@
+"""Loading and validating prometheus.yml and rule files, with line-numbered errors."""

@@ -1,0 +1,1 @@
+"""Service discovery: turns configs into streams of target groups."""

@@ -1,0 +1,1 @@
+"""Self-metrics: counters, gauges and histograms exposed on /metrics."""

@@ -1,0 +1,94 @@
+"""Label matchers (=, !=, =~, !~) with Prometheus's fully anchored regex semantics.
+
+Regexes are anchored at both ends and `.` matches a newline, as in Prometheus 3.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from watchkeeper.model.labels import Labels
+
+
+class MatchType(enum.Enum):
+    """The four kinds of label matcher."""
+
+    EQUAL = "="
+    NOT_EQUAL = "!="
+    REGEX = "=~"
+    NOT_REGEX = "!~"
+
+
+class InvalidMatcherError(ValueError):
+    """Raised when a matcher's regex does not compile."""
+
+
+@lru_cache(maxsize=4096)
+def compile_anchored(pattern: str) -> re.Pattern[str]:
+    """Compiles a Prometheus regex, anchored and with `.` matching newlines.
+
+    Raises:
+        InvalidMatcherError: when the pattern is not a valid regular expression.
+    """
+    try:
+        return re.compile(f"(?s:{pattern})")
+    except re.error as exc:
+        raise InvalidMatcherError(f"invalid regular expression {pattern!r}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """Selects label sets by one label.
+
+    Example:
+        >>> Matcher(MatchType.REGEX, "job", "api|web").matches("web")
+        True
+        >>> Matcher(MatchType.REGEX, "job", "api|web").matches("webx")
+        False
+    """
+
+    type: MatchType
+    name: str
+    value: str
+    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.type in (MatchType.REGEX, MatchType.NOT_REGEX):
+            object.__setattr__(self, "_regex", compile_anchored(self.value))
+
+    @classmethod
+    def equal(cls, name: str, value: str) -> Matcher:
+        """A `name="value"` matcher."""
+        return cls(MatchType.EQUAL, name, value)
+
+    def matches(self, value: str) -> bool:
+        """Tells whether a label value (the empty string when absent) satisfies the matcher."""
+        if self.type is MatchType.EQUAL:
+            return value == self.value
+        if self.type is MatchType.NOT_EQUAL:
+            return value != self.value
+        assert_regex = self._regex
+        if assert_regex is None:  # pragma: no cover - set in __post_init__
+            raise InvalidMatcherError("regex matcher without a compiled pattern")
+        hit = assert_regex.fullmatch(value) is not None
+        return hit if self.type is MatchType.REGEX else not hit
+
+    def matches_empty(self) -> bool:
+        """Tells whether the matcher selects series that lack the label."""
+        return self.matches("")
+
+    def matches_labels(self, labels: Labels) -> bool:
+        """Tells whether a label set satisfies the matcher."""
+        return self.matches(labels.get(self.name))
+
+    def __str__(self) -> str:
+        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'{self.name}{self.type.value}"{escaped}"'
+
+
+def matches_all(matchers: tuple[Matcher, ...] | list[Matcher], labels: Labels) -> bool:
+    """Tells whether a label set satisfies every matcher."""
+    return all(m.matches(labels.get(m.name)) for m in matchers)

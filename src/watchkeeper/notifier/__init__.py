@@ -1,0 +1,1 @@
+"""Sends alerts to Alertmanagers over API v2."""

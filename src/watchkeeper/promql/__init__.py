@@ -1,0 +1,1 @@
+"""The PromQL language: AST, parser adapter, engine and functions."""

@@ -1,0 +1,1 @@
+"""Scrape pools and loops: pull metrics from targets into storage."""

@@ -1,0 +1,1 @@
+"""The storage interfaces (Appender, Querier) shared by every stage."""

@@ -1,0 +1,1 @@
+"""Go text/template as Prometheus uses it, shared by rules and the Alertmanager."""

@@ -1,0 +1,1 @@
+"""Public test helpers: in-memory storage, a manual clock, hypothesis strategies."""

@@ -1,0 +1,1 @@
+"""The time-series database: head, WAL, blocks, compaction and retention."""
