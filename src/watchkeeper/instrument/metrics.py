@@ -121,7 +121,7 @@ class Counter(_Metric):
         self.value = 0.0
 
     def _new_child(self) -> Self:
-        return Counter(self.name, self.help)
+        return type(self)(self.name, self.help)
 
     def inc(self, amount: float = 1.0) -> None:
         """Adds a non-negative amount."""
@@ -151,7 +151,7 @@ class Gauge(_Metric):
         self._callback = callback
 
     def _new_child(self) -> Self:
-        return Gauge(self.name, self.help)
+        return type(self)(self.name, self.help)
 
     def set(self, value: float) -> None:
         """Sets the value."""
@@ -189,7 +189,7 @@ class Histogram(_Metric):
         self.count = 0
 
     def _new_child(self) -> Self:
-        return Histogram(self.name, self.help, buckets=self.buckets)
+        return type(self)(self.name, self.help, buckets=self.buckets)
 
     def observe(self, value: float) -> None:
         """Records one observation."""
@@ -226,7 +226,7 @@ class Summary(_Metric):
         self._quantiles = quantiles
 
     def _new_child(self) -> Self:
-        return Summary(self.name, self.help)
+        return type(self)(self.name, self.help)
 
     def observe(self, value: float) -> None:
         """Records one observation."""
