@@ -19,7 +19,11 @@ export async function api(path, params = null, { method = "GET", body = null } =
     }
     url += `?${search}`;
   } else if (params) {
-    init.body = new URLSearchParams(params);
+    const form = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) {
+      for (const item of [].concat(v)) if (item !== undefined && item !== null) form.append(k, item);
+    }
+    init.body = form;
   }
   if (body !== null) {
     init.body = typeof body === "string" ? body : JSON.stringify(body);

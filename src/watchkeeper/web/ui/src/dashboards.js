@@ -2,7 +2,7 @@
 // panels, an editor for the dashboard JSON, and import of Grafana dashboard JSON.
 import { api, query, queryRange } from "./api.js";
 import { h, clear, formatLabels, parseDuration } from "./dom.js";
-import { renderGraph, formatValue, legendName } from "./graph.js";
+import { renderGraph, formatUnit, legendName } from "./graph.js";
 import { t } from "./i18n.js";
 
 const prefix = () => (window.WK && window.WK.prefix) || "";
@@ -109,7 +109,7 @@ async function renderPanel(el, panel, vars, range) {
     if (!rows.length) { body.append(h("div.empty", t("dash.noData"))); return; }
     if (panel.type === "stat") {
       const v = Number(rows[0].value[1]);
-      body.append(h("div.stat", { style: { color: thresholdColor(panel, v) } }, formatValue(v) + unit));
+      body.append(h("div.stat", { style: { color: thresholdColor(panel, v) } }, formatUnit(v, unit)));
     } else if (panel.type === "gauge") {
       const v = Number(rows[0].value[1]);
       const min = panel.min ?? 0;
@@ -117,12 +117,12 @@ async function renderPanel(el, panel, vars, range) {
       const frac = Math.max(0, Math.min(1, (v - min) / (max - min || 1)));
       body.append(h("div.gauge", [
         h("div.gauge-bar", h("div.gauge-fill", { style: { width: `${frac * 100}%`, background: thresholdColor(panel, v) } })),
-        h("div.stat", formatValue(v) + unit),
+        h("div.stat", formatUnit(v, unit)),
       ]));
     } else {
       body.append(h("table.data", [
         h("thead", h("tr", [h("th", t("query.series")), h("th", t("query.value"))])),
-        h("tbody", rows.map((r) => h("tr", [h("td", legendName(r.metric, targets[0]?.legend) || formatLabels(r.metric)), h("td", formatValue(Number(r.value[1])) + unit)]))),
+        h("tbody", rows.map((r) => h("tr", [h("td", legendName(r.metric, targets[0]?.legend) || formatLabels(r.metric)), h("td", formatUnit(Number(r.value[1]), unit))]))),
       ]));
     }
   } catch (err) {
@@ -189,7 +189,7 @@ export async function renderDashboard(root, uid, navigate) {
     clear(grid);
     for (const panel of dash.panels || []) {
       const pos = panel.gridPos || { w: 12, h: 8 };
-      const el = h(`div.card.dash-panel.${panel.type}`, { style: { gridColumn: `span ${Math.max(1, Math.min(24, pos.w || 12))}`, minHeight: `${(pos.h || 8) * 30}px` }, "data-panel-type": panel.type });
+      const el = h(`div.card.dash-panel.panel-${panel.type}`, { style: { gridColumn: `span ${Math.max(1, Math.min(24, pos.w || 12))}`, minHeight: `${(pos.h || 8) * 30}px` }, "data-panel-type": panel.type });
       grid.append(el);
       renderPanel(el, panel, vars, range);
     }

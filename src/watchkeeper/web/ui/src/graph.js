@@ -14,6 +14,21 @@ export function legendName(metric, template) {
   return template.replace(/\{\{\s*(\w+)\s*\}\}/g, (_, name) => metric[name] ?? "");
 }
 
+const SI = [[1e15, "P"], [1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
+const IEC = [[2 ** 50, "Pi"], [2 ** 40, "Ti"], [2 ** 30, "Gi"], [2 ** 20, "Mi"], [2 ** 10, "Ki"]];
+
+// Formats an axis or panel value with a unit: bytes in KiB/MiB/GiB, others with SI prefixes.
+export function formatUnit(v, unit = "") {
+  if (v === null || v === undefined || Number.isNaN(v)) return "-";
+  const abs = Math.abs(v);
+  const table = unit === "B" ? IEC : SI;
+  for (const [size, prefix] of table) {
+    if (abs >= size) return `${Number((v / size).toPrecision(4))}${prefix}${unit}`;
+  }
+  if (abs !== 0 && abs < 1e-3) return `${v.toExponential(2)}${unit}`;
+  return `${Number(v.toPrecision(4))}${unit}`;
+}
+
 export function formatValue(v) {
   if (v === null || v === undefined || Number.isNaN(v)) return "-";
   const abs = Math.abs(v);
@@ -59,7 +74,7 @@ export function renderGraph(container, result, { start, end, step, stacked = fal
     cursor: { drag: { x: true, y: false } },
     legend: { show: false },
     scales: { x: { time: true } },
-    axes: [{}, { values: (u, vals) => vals.map((v) => formatValue(v) + unit), size: 70 }],
+    axes: [{}, { values: (u, vals) => vals.map((v) => formatUnit(v, unit)), size: 70 }],
     series: [{}].concat(series.map((s, i) => ({
       label: legendName(s.metric, legendTemplate),
       stroke: colorFor(i),

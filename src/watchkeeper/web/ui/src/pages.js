@@ -2,6 +2,7 @@
 import { api } from "./api.js";
 import { h, clear, labelBadges, humanDuration, since, formatLabels } from "./dom.js";
 import { t } from "./i18n.js";
+import { formatValue } from "./graph.js";
 
 function errorBox(err) { return h("div.alert.error", t("common.error", { msg: err.message })); }
 
@@ -146,7 +147,7 @@ export async function renderAlertsPage(root) {
     for (const r of rules.sort((a, b) => order[a.state] - order[b.state])) {
       if (!showInactive && r.state === "inactive") continue;
       list.append(h(`details.card.alert-rule.${r.state}`, { open: r.state !== "inactive" }, [
-        h("summary", [h(`span.state.${r.state}`, t(`alerts.${r.state}`)), " ", h("b", r.name), ` (${(r.alerts || []).length})`, h("span.muted", `  ${r.group}`)]),
+        h("summary", [h(`span.state.${r.state}`, t(`alerts.${r.state}`)), " ", h("b", r.name), ` (${(r.alerts || []).length})`, h("span.muted", `  ${t("rules.group")}: ${r.group}`)]),
         h("pre.rule", ruleText(r)),
         (r.alerts || []).length ? h("table.data", [
           h("thead", h("tr", [t("alerts.labels"), t("rules.state"), t("alerts.activeSince"), t("alerts.value"), t("alerts.annotations")].map((c) => h("th", c)))),
@@ -154,7 +155,7 @@ export async function renderAlertsPage(root) {
             h("td", labelBadges(a.labels)),
             h("td", h(`span.state.${a.state}`, t(`alerts.${a.state}`))),
             h("td", a.activeAt ? new Date(a.activeAt).toISOString() : ""),
-            h("td", a.value),
+            h("td", formatValue(Number(a.value))),
             h("td", Object.entries(a.annotations || {}).map(([k, v]) => h("div", [h("b", `${k}: `), v]))),
           ]))),
         ]) : null,
