@@ -116,9 +116,17 @@ class Counter(_Metric):
 
     kind = "counter"
 
-    def __init__(self, name: str, help_text: str, label_names: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        help_text: str,
+        label_names: Sequence[str] = (),
+        *,
+        callback: Callable[[], float] | None = None,
+    ) -> None:
         super().__init__(name, help_text, label_names)
         self.value = 0.0
+        self._callback = callback
 
     def _new_child(self) -> Self:
         return type(self)(self.name, self.help)
@@ -130,7 +138,7 @@ class Counter(_Metric):
         self.value += amount
 
     def _own_samples(self) -> Iterable[Sample]:
-        yield Sample("", (), (), self.value)
+        yield Sample("", (), (), self._callback() if self._callback else self.value)
 
 
 class Gauge(_Metric):
@@ -258,9 +266,16 @@ class Registry:
         self._metrics[metric.name] = metric
         return metric
 
-    def counter(self, name: str, help_text: str, label_names: Sequence[str] = ()) -> Counter:
-        """Registers and returns a counter."""
-        return self.register(Counter(name, help_text, label_names))
+    def counter(
+        self,
+        name: str,
+        help_text: str,
+        label_names: Sequence[str] = (),
+        *,
+        callback: Callable[[], float] | None = None,
+    ) -> Counter:
+        """Registers and returns a counter (read from `callback` at render time if given)."""
+        return self.register(Counter(name, help_text, label_names, callback=callback))
 
     def gauge(
         self,
