@@ -107,17 +107,17 @@ def test_a_bad_reload_keeps_the_running_config(workdir: tuple[Path, int]) -> Non
         status, body = _post(f"http://127.0.0.1:{port}/-/reload")
         assert status == 500
         assert b"job_nme" in body
-        ok = _query(port, "prometheus_config_last_reload_successful")
-        assert ok[0]["value"][1] == "0"
+        metric = "prometheus_config_last_reload_successful"
+        assert wait_until(lambda: [r["value"][1] for r in _query(port, metric)] == ["0"], 20)
         proc.signal(signal.SIGHUP)
         time.sleep(1.5)
         assert wait_until(lambda: _query(port, 'up{job="self"}') != [], 20), proc.log()
         assert proc.proc is not None
-        assert proc.proc.poll() is None
+        assert proc.proc.poll() is None, proc.log()
         (tmp_path / "prometheus.yml").write_text(_config(port))
         status, _ = _post(f"http://127.0.0.1:{port}/-/reload")
         assert status == 200
-        assert _query(port, "prometheus_config_last_reload_successful")[0]["value"][1] == "1"
+        assert wait_until(lambda: [r["value"][1] for r in _query(port, metric)] == ["1"], 20)
 
 
 def test_lifecycle_endpoints_are_refused_unless_enabled(workdir: tuple[Path, int]) -> None:

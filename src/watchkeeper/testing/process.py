@@ -120,7 +120,7 @@ class ServerProcess:
             self.proc.wait()
 
     def __enter__(self) -> Self:
-        return self.start()
+        return self if self.proc is not None else self.start()
 
     def __exit__(
         self,

@@ -110,13 +110,21 @@ def test_typing_a_query_draws_a_graph_with_points(page: Page, server: str) -> No
     box = pg.locator("textarea.expr")
     box.fill("rate(prometheus_http_requests_total[1m])")
     pg.get_by_role("button", name="Graph").click()
+    pg.locator("input[aria-label=range]").fill("1m")
     pg.locator("textarea.expr").fill("up")
     pg.get_by_role("button", name="Execute").click()
     pg.locator(".graph canvas").wait_for(timeout=15000)
+    # Hovering over the plot shows the values under the cursor: the graph has points.
+    plot = pg.locator(".graph .u-over").first
+    box = plot.bounding_box()
+    assert box is not None
+    pg.mouse.move(box["x"] + box["width"] * 0.97, box["y"] + box["height"] / 2)
+    pg.locator(".hover b").first.wait_for(timeout=5000)
     legend = pg.locator(".legend-item")
     legend.first.wait_for(timeout=15000)
     assert 'job="watchkeeper"' in " ".join(legend.all_inner_texts())
     assert "g0.expr=up" in pg.url
+    assert "g0.range_input=1m" in pg.url
     _shot(pg, "query-graph")
 
 

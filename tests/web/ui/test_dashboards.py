@@ -18,22 +18,49 @@ GRAFANA_DASHBOARD = {
     "title": "Node Overview",
     "uid": "node-overview",
     "time": {"from": "now-6h", "to": "now"},
-    "templating": {"list": [
-        {"name": "instance", "type": "query",
-         "query": {"query": "label_values(node_uname_info, instance)"}},
-        {"name": "ds", "type": "datasource", "query": "prometheus"},
-    ]},
+    "templating": {
+        "list": [
+            {
+                "name": "instance",
+                "type": "query",
+                "query": {"query": "label_values(node_uname_info, instance)"},
+            },
+            {"name": "ds", "type": "datasource", "query": "prometheus"},
+        ]
+    },
     "panels": [
-        {"type": "row", "title": "CPU", "panels": [
-            {"type": "timeseries", "title": "CPU", "gridPos": {"w": 12, "h": 8},
-             "fieldConfig": {"defaults": {"unit": "percent",
-                                          "custom": {"stacking": {"mode": "normal"}}}},
-             "targets": [{"expr": "rate(node_cpu_seconds_total[$__rate_interval])",
-                          "legendFormat": "{{mode}}"}]},
-        ]},
-        {"type": "stat", "title": "Uptime", "targets": [{"expr": "node_time_seconds"}],
-         "fieldConfig": {"defaults": {"thresholds": {"steps": [
-             {"value": None, "color": "red"}, {"value": 60, "color": "green"}]}}}},
+        {
+            "type": "row",
+            "title": "CPU",
+            "panels": [
+                {
+                    "type": "timeseries",
+                    "title": "CPU",
+                    "gridPos": {"w": 12, "h": 8},
+                    "fieldConfig": {
+                        "defaults": {"unit": "percent", "custom": {"stacking": {"mode": "normal"}}}
+                    },
+                    "targets": [
+                        {
+                            "expr": "rate(node_cpu_seconds_total[$__rate_interval])",
+                            "legendFormat": "{{mode}}",
+                        }
+                    ],
+                },
+            ],
+        },
+        {
+            "type": "stat",
+            "title": "Uptime",
+            "targets": [{"expr": "node_time_seconds"}],
+            "fieldConfig": {
+                "defaults": {
+                    "thresholds": {
+                        "steps": [{"value": None, "color": "red"}, {"value": 60, "color": "green"}]
+                    }
+                }
+            },
+        },
         {"type": "heatmap", "title": "Latency heatmap", "targets": [{"expr": "x"}]},
         {"type": "text", "title": "Notes"},
         {"type": "table", "title": "Disks", "targets": [{"refId": "A"}]},
@@ -51,8 +78,13 @@ def test_grafana_import_converts_supported_panels_and_lists_the_rest() -> None:
     assert graph["stacked"] is True
     assert graph["unit"] == "percent"
     assert dash["panels"][1]["thresholds"] == [{"value": 60, "color": "green"}]
-    assert dash["variables"] == [{"name": "instance", "label": "instance",
-                                  "query": "label_values(node_uname_info, instance)"}]
+    assert dash["variables"] == [
+        {
+            "name": "instance",
+            "label": "instance",
+            "query": "label_values(node_uname_info, instance)",
+        }
+    ]
     assert "panel 'Latency heatmap': type 'heatmap'" in result.unsupported
     assert "panel 'Notes': type 'text'" in result.unsupported
     assert "panel 'Disks': a target without a PromQL expr" in result.unsupported
