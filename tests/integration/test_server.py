@@ -67,7 +67,7 @@ def _start(tmp_path: Path, port: int, *extra: str) -> ServerProcess:
     proc = ServerProcess(
         [
             "server",
-            "--config.file=prometheus.yml",
+            "--config.file=conf/prometheus.yml",
             f"--storage.tsdb.path={tmp_path / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             *extra,
@@ -81,8 +81,10 @@ def _start(tmp_path: Path, port: int, *extra: str) -> ServerProcess:
 @pytest.fixture
 def workdir(tmp_path: Path) -> tuple[Path, int]:
     port = free_port()
-    (tmp_path / "prometheus.yml").write_text(_config(port))
-    (tmp_path / "rules.yml").write_text(RULES)
+    # NB: the config lives in a subfolder; rule_files are relative to it, as in Prometheus.
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf/prometheus.yml").write_text(_config(port))
+    (tmp_path / "conf/rules.yml").write_text(RULES)
     return tmp_path, port
 
 
@@ -103,7 +105,7 @@ def test_server_scrapes_itself_evaluates_rules_and_answers_queries(
 def test_a_bad_reload_keeps_the_running_config(workdir: tuple[Path, int]) -> None:
     tmp_path, port = workdir
     with _start(tmp_path, port, "--web.enable-lifecycle") as proc:
-        (tmp_path / "prometheus.yml").write_text("scrape_configs:\n  - job_nme: broken\n")
+        (tmp_path / "conf/prometheus.yml").write_text("scrape_configs:\n  - job_nme: broken\n")
         status, body = _post(f"http://127.0.0.1:{port}/-/reload")
         assert status == 500
         assert b"job_nme" in body
@@ -114,7 +116,7 @@ def test_a_bad_reload_keeps_the_running_config(workdir: tuple[Path, int]) -> Non
         assert wait_until(lambda: _query(port, 'up{job="self"}') != [], 20), proc.log()
         assert proc.proc is not None
         assert proc.proc.poll() is None, proc.log()
-        (tmp_path / "prometheus.yml").write_text(_config(port))
+        (tmp_path / "conf/prometheus.yml").write_text(_config(port))
         status, _ = _post(f"http://127.0.0.1:{port}/-/reload")
         assert status == 200
         assert wait_until(lambda: [r["value"][1] for r in _query(port, metric)] == ["1"], 20)

@@ -7,11 +7,9 @@ does. Exit codes: 0 when everything is valid, 1 when anything was refused.
 from __future__ import annotations
 
 import argparse
-import glob
 import sys
-from pathlib import Path
 
-from watchkeeper.config.prometheus import check_config_file, check_failed
+from watchkeeper.config.prometheus import check_config_file, check_failed, load_config
 from watchkeeper.config.yamlsource import ConfigError
 from watchkeeper.rules.files import check_rule_files
 
@@ -20,18 +18,10 @@ FAILURE = 1
 
 
 def _rule_files_of(config_path: str) -> list[str]:
-    from watchkeeper.config.prometheus import load_config
-
     try:
-        cfg = load_config(config_path)
+        return load_config(config_path).rule_file_paths()
     except ConfigError:
         return []
-    base = Path(config_path).parent
-    files: list[str] = []
-    for pattern in cfg.rule_files:
-        full = pattern if Path(pattern).is_absolute() else str(base / pattern)
-        files.extend(sorted(glob.glob(full)))
-    return files
 
 
 def run_check_config(args: argparse.Namespace) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import glob
 import logging
 import signal
 import sys
@@ -255,7 +254,7 @@ class Server:
         """Hands a loaded configuration to every stage."""
         g = cfg.global_
         external = Labels(g.external_labels.items())
-        rule_files = _expand_rule_files(cfg.rule_files, Path(self.flags.config_file).parent)
+        rule_files = cfg.rule_file_paths()
         await self.rules.update(
             rule_files,
             g.evaluation_interval,
@@ -342,14 +341,6 @@ def _host_for_url(listen_address: str) -> str:
 
         host = socket.gethostname()
     return f"{host}:{port}"
-
-
-def _expand_rule_files(patterns: Sequence[str], base: Path) -> list[str]:
-    files: list[str] = []
-    for pattern in patterns:
-        full = pattern if Path(pattern).is_absolute() else str(base / pattern)
-        files.extend(sorted(glob.glob(full)))
-    return files
 
 
 async def run_server_async(argv: Sequence[str]) -> int:
