@@ -11,7 +11,7 @@ import sys
 
 from watchkeeper.config.prometheus import check_config_file, check_failed, load_config
 from watchkeeper.config.yamlsource import ConfigError
-from watchkeeper.rules.files import check_rule_files
+from watchkeeper.rules.files import check_rule_files_streams
 
 SUCCESS = 0
 FAILURE = 1
@@ -38,17 +38,21 @@ def run_check_config(args: argparse.Namespace) -> int:
             continue
         rule_files = _rule_files_of(path)
         if rule_files and not args.syntax_only:
-            rules_code, lines = check_rule_files(rule_files)
-            print("\n".join(lines))
-            code = max(code, rules_code)
+            code = max(code, _print_rule_check(rule_files))
+    return code
+
+
+def _print_rule_check(paths: list[str]) -> int:
+    """Checks rule files and prints each line to stdout or stderr, as promtool splits them."""
+    code, lines = check_rule_files_streams(paths)
+    for stream, line in lines:
+        print(line, file=sys.stdout if stream == "out" else sys.stderr)
     return code
 
 
 def run_check_rules(args: argparse.Namespace) -> int:
     """Checks rule files."""
-    code, lines = check_rule_files(args.files)
-    print("\n".join(lines), file=sys.stdout if code == SUCCESS else sys.stderr)
-    return code
+    return _print_rule_check(list(args.files))
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

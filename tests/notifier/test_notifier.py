@@ -1,0 +1,211 @@
+"""The notifier against a real HTTP receiver: payloads, auth, external labels, queue limits."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from watchkeeper.config.prometheus import AlertingConfig
+from watchkeeper.discovery.manager import DiscoveryManager
+from watchkeeper.instrument.metrics import Registry
+from watchkeeper.model.labels import Labels
+from watchkeeper.notifier.alert import NotifierAlert
+from watchkeeper.notifier.manager import NotifierManager, NotifierOptions
+from watchkeeper.scrape.metrics import sd_metrics
+
+
+class Receiver:
+    """An aiohttp server that records what arrives at /api/v2/alerts."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.bodies: list[list[dict[str, Any]]] = []
+        self.auth: list[str] = []
+        self.status = status
+        self.got = asyncio.Event()
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.auth.append(request.headers.get("Authorization", ""))
+        self.bodies.append(orjson.loads(await request.read()))
+        self.got.set()
+        return web.Response(status=self.status)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/prefix/api/v2/alerts", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = int(runner_port(self.runner))
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+def runner_port(runner: web.AppRunner) -> int:
+    (address,) = runner.addresses
+    return int(address[1])
+
+
+def _alerting(port: int, **extra: Any) -> AlertingConfig:
+    am: dict[str, Any] = {
+        "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+        "path_prefix": "/prefix",
+        "timeout": "2s",
+    }
+    am.update(extra)
+    return AlertingConfig.model_validate({"alertmanagers": [am]})
+
+
+def _alert(name: str, **labels: str) -> NotifierAlert:
+    return NotifierAlert(
+        Labels({"alertname": name, **labels}.items()),
+        Labels.from_strings("summary", "s"),
+        starts_at_ms=1_700_000_000_000,
+        ends_at_ms=1_700_000_240_500,
+        generator_url="http://prom/graph?g0.expr=up&g0.tab=1",
+    )
+
+
+async def test_alerts_arrive_as_api_v2_json_with_external_labels_and_basic_auth() -> None:
+    receiver = Receiver()
+    await receiver.start()
+    registry = Registry()
+    notifier = NotifierManager(NotifierOptions(), registry)
+    cfg = _alerting(receiver.port, basic_auth={"username": "u", "password": "p"})
+    await notifier.apply_config(cfg, {"dc": "eu", "alertname": "ignored"})
+    notifier.start()
+    try:
+        notifier.send([_alert("A", dc="us"), _alert("B")])
+        await asyncio.wait_for(receiver.got.wait(), 5)
+    finally:
+        await notifier.stop()
+        await receiver.stop()
+    (body,) = receiver.bodies
+    assert body[0] == {
+        "labels": {"alertname": "A", "dc": "us"},
+        "annotations": {"summary": "s"},
+        "startsAt": "2023-11-14T22:13:20Z",
+        "endsAt": "2023-11-14T22:17:20.5Z",
+        "generatorURL": "http://prom/graph?g0.expr=up&g0.tab=1",
+    }
+    assert body[1]["labels"] == {"alertname": "B", "dc": "eu"}
+    assert receiver.auth == ["Basic " + base64.b64encode(b"u:p").decode()]
+    url = f"http://127.0.0.1:{receiver.port}/prefix/api/v2/alerts"
+    assert notifier.alertmanagers() == {
+        "activeAlertmanagers": [{"url": url}],
+        "droppedAlertmanagers": [],
+    }
+    text = registry.render().decode()
+    assert f'prometheus_notifications_sent_total{{alertmanager="{url}"}} 2' in text
+    assert "prometheus_notifications_alertmanagers_discovered 1" in text
+
+
+async def test_an_unreachable_alertmanager_never_blocks_and_overflow_is_counted() -> None:
+    registry = Registry()
+    notifier = NotifierManager(NotifierOptions(queue_capacity=3, retries=0), registry)
+    await notifier.apply_config(_alerting(1), {})
+    notifier.send([_alert(f"A{i}") for i in range(5)])
+    assert notifier.queue_length() == 3
+    assert notifier.m_dropped.value == 2
+    notifier.start()
+    for _ in range(100):
+        if notifier.queue_length() == 0 and notifier.m_dropped.value == 5:
+            break
+        await asyncio.sleep(0.05)
+    await notifier.stop()
+    assert notifier.m_dropped.value == 5
+    url = "http://127.0.0.1:1/prefix/api/v2/alerts"
+    assert notifier.m_errors.labels(url).value == 3
+
+
+async def test_file_discovered_alertmanagers_are_listed(tmp_path: Any) -> None:
+    sd = tmp_path / "ams.yml"
+    sd.write_text("- targets: ['127.0.0.1:9093', '127.0.0.1:9094']\n")
+    cfg = AlertingConfig.model_validate(
+        {"alertmanagers": [{"file_sd_configs": [{"files": [str(sd)]}], "scheme": "http"}]}
+    )
+    notifier = NotifierManager()
+    await notifier.apply_config(cfg, {})
+    urls = [a["url"] for a in notifier.alertmanagers()["activeAlertmanagers"]]
+    assert urls == ["http://127.0.0.1:9093/api/v2/alerts", "http://127.0.0.1:9094/api/v2/alerts"]
+    await notifier.stop()
+
+
+async def test_alert_relabel_configs_drop_alerts_before_they_are_queued() -> None:
+    cfg = AlertingConfig.model_validate(
+        {
+            "alert_relabel_configs": [
+                {"source_labels": ["severity"], "regex": "debug", "action": "drop"}
+            ],
+            "alertmanagers": [{"static_configs": [{"targets": ["127.0.0.1:1"]}]}],
+        }
+    )
+    notifier = NotifierManager()
+    await notifier.apply_config(cfg, {})
+    notifier.send([_alert("A", severity="debug"), _alert("B", severity="page")])
+    assert notifier.queue_length() == 1
+    await notifier.stop()
+
+
+async def test_a_discovery_manager_can_feed_the_alertmanager_list(tmp_path: Any) -> None:
+    sd = tmp_path / "ams.json"
+    sd.write_text('[{"targets": ["127.0.0.1:9093"], "labels": {"dc": "eu"}}]')
+    cfg = AlertingConfig.model_validate(
+        {
+            "alertmanagers": [
+                {"file_sd_configs": [{"files": [str(sd)]}], "path_prefix": "/am"},
+            ]
+        }
+    )
+    registry = Registry()
+    notifier = NotifierManager(registry=registry)
+    await notifier.apply_config(cfg, {})
+    discovery = DiscoveryManager(
+        sd_metrics(registry), name="notify", update_interval_s=0, file_poll_interval_s=0.05
+    )
+    discovery.apply_config(notifier.sd_configs())
+    task = asyncio.create_task(notifier.run_discovery(discovery.wait_for_update))
+    try:
+        sd.write_text('[{"targets": ["127.0.0.1:9095"]}]')
+        urls: list[str] = []
+        for _ in range(100):
+            urls = [a["url"] for a in notifier.alertmanagers()["activeAlertmanagers"]]
+            if urls == ["http://127.0.0.1:9095/am/api/v2/alerts"]:
+                break
+            await asyncio.sleep(0.05)
+        assert urls == ["http://127.0.0.1:9095/am/api/v2/alerts"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await discovery.stop()
+        await notifier.stop()
+
+
+async def test_relabel_configs_drop_alertmanagers_which_are_listed_as_dropped() -> None:
+    cfg = AlertingConfig.model_validate(
+        {
+            "alertmanagers": [
+                {
+                    "static_configs": [{"targets": ["127.0.0.1:9093", "127.0.0.1:9094"]}],
+                    "relabel_configs": [
+                        {"source_labels": ["__address__"], "regex": ".*:9094", "action": "drop"}
+                    ],
+                }
+            ]
+        }
+    )
+    notifier = NotifierManager()
+    await notifier.apply_config(cfg, {})
+    assert notifier.alertmanagers() == {
+        "activeAlertmanagers": [{"url": "http://127.0.0.1:9093/api/v2/alerts"}],
+        "droppedAlertmanagers": [{"url": "http://127.0.0.1:9094/api/v2/alerts"}],
+    }
+    await notifier.stop()
