@@ -34,9 +34,64 @@ def compile_anchored(pattern: str) -> re.Pattern[str]:
         InvalidMatcherError: when the pattern is not a valid regular expression.
     """
     try:
-        return re.compile(f"(?s:{pattern})")
+        return re.compile(f"(?s:{_scope_inline_flags(pattern)})")
     except re.error as exc:
         raise InvalidMatcherError(f"invalid regular expression {pattern!r}: {exc}") from exc
+
+
+_INLINE_FLAGS = re.compile(r"\(\?([imsU]*(?:-[imsU]*)?)\)")
+
+
+def _scope_inline_flags(pattern: str) -> str:
+    """Rewrites RE2's mid-pattern flags `a(?i)b` as Python's scoped `a(?i:b)`.
+
+    RE2 (Go) applies `(?i)` to the rest of the enclosing group; Python accepts global flags
+    only at the very start, so each one becomes a group that closes with its enclosing one.
+    """
+    if "(?" not in pattern:
+        return pattern
+    out: list[str] = []
+    pending: list[list[str]] = [[]]
+    i = 0
+    n = len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if c == "[":
+            j = i + 1
+            if j < n and pattern[j] == "^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            out.append(pattern[i : j + 1])
+            i = j + 1
+            continue
+        m = _INLINE_FLAGS.match(pattern, i) if c == "(" else None
+        if m is not None:
+            flags = m.group(1).replace("U", "")
+            opener = f"(?{flags}:" if flags.strip("-") else "(?:"
+            out.append(opener)
+            pending[-1].append(opener)
+            i = m.end()
+            continue
+        if c == "(":
+            pending.append([])
+        elif c == ")" and len(pending) > 1:
+            out.append(")" * len(pending.pop()))
+        elif c == "|" and pending[-1]:
+            # An alternation ends the flagged groups; the next branch reopens them.
+            out.append(")" * len(pending[-1]) + "|" + "".join(pending[-1]))
+            i += 1
+            continue
+        out.append(c)
+        i += 1
+    out.append(")" * len(pending[0]))
+    return "".join(out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,12 @@ The checks that need PromQL and templates are plugged into `config.rulefmt` here
 from __future__ import annotations
 
 import glob
-import importlib
 from collections.abc import Sequence
 from pathlib import Path
 
 from watchkeeper.config.rulefmt import ParsedRuleFile, RuleCheckers, parse_rule_file
 from watchkeeper.promql.errors import ParseError
+from watchkeeper.promql.parser import parse_expr
 from watchkeeper.rules import templating
 
 
@@ -26,23 +26,9 @@ class RuleLoadError(Exception):
 def check_expr(text: str) -> str | None:
     """Returns Prometheus's parse error for a PromQL expression, or None when it parses."""
     try:
-        parser = importlib.import_module("watchkeeper.promql.parser")
-    except ImportError:
-        return _fallback_check_expr(text)
-    try:
-        parser.parse_expr(text)
+        parse_expr(text)
     except ParseError as exc:
         return str(exc)
-    return None
-
-
-def _fallback_check_expr(text: str) -> str | None:
-    import promql_parser
-
-    try:
-        promql_parser.parse(text)
-    except ValueError as exc:
-        return f"1:1: parse error: {exc}"
     return None
 
 

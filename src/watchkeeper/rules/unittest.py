@@ -27,6 +27,7 @@ from watchkeeper.model.clock import Clock
 from watchkeeper.model.duration import format_duration_ms
 from watchkeeper.model.labels import METRIC_NAME, Labels
 from watchkeeper.model.value import STALE_NAN
+from watchkeeper.promql.engine import Engine, EngineOptions
 from watchkeeper.promql.errors import PromQLError
 from watchkeeper.rules.alerting import AlertState, TemplateContext
 from watchkeeper.rules.files import RuleLoadError, expand_globs, load_rule_files
@@ -336,17 +337,13 @@ class TestReport:
 
 
 def _default_query_factory(storage: Storage) -> QueryFunc:
-    import importlib
-
     from watchkeeper.rules.manager import engine_query_func
 
-    engine_mod = importlib.import_module("watchkeeper.promql.engine")
-    engine = engine_mod.Engine(storage, engine_mod.EngineOptions())
-    return engine_query_func(engine)
+    return engine_query_func(Engine(storage, EngineOptions()))
 
 
 def _new_storage() -> Storage:
-    from watchkeeper.testing.storage import MemoryStorage
+    from watchkeeper.storage.memory import MemoryStorage
 
     return MemoryStorage()
 

@@ -1,0 +1,201 @@
+"""Selectors and subqueries: loading series for all steps at once.
+
+An instant selector looks back `lookback_ms` from each step, (t - lookback, t], and takes the
+newest sample unless it is a staleness marker; a range selector keeps the ragged samples and
+window bounds per (series, step). Both come from one `kernels.window_bounds` call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from watchkeeper.model.value import stale_mask
+from watchkeeper.promql import ast
+from watchkeeper.promql.eval_types import I64, Bool, EvalContext, MatrixV, VectorV
+from watchkeeper.promql.kernels import window_bounds
+from watchkeeper.storage.interface import SelectHints, SeriesSet
+
+
+def at_times(ctx: EvalContext, at: ast.At | None, offset_ms: int) -> I64:
+    """The times a selector is evaluated at: the steps, or the `@` time, minus the offset."""
+    if at is None:
+        base = ctx.steps
+    elif at.kind is ast.AtKind.START:
+        base = np.full(ctx.n_steps, ctx.query_start_ms, dtype=np.int64)
+    elif at.kind is ast.AtKind.END:
+        base = np.full(ctx.n_steps, ctx.query_end_ms, dtype=np.int64)
+    else:
+        base = np.full(ctx.n_steps, at.time_ms, dtype=np.int64)
+    out: I64 = base - np.int64(offset_ms)
+    return out
+
+
+def select(
+    ctx: EvalContext,
+    sel: ast.VectorSelector,
+    mint_ms: int,
+    maxt_ms: int,
+    *,
+    range_ms: int,
+    func: str,
+) -> SeriesSet:
+    """Loads the series a selector matches with their samples in [mint_ms, maxt_ms]."""
+    ctx.check_deadline()
+    querier = ctx.queryable.querier(mint_ms, maxt_ms)
+    try:
+        hints = SelectHints(mint_ms, maxt_ms, ctx.step_ms, range_ms, func)
+        result = querier.select(list(sel.matchers), hints=hints)
+    finally:
+        querier.close()
+    for w in result.warnings:
+        ctx.warnings[w] = None
+    return result
+
+
+def _drop_stale(ss: SeriesSet) -> SeriesSet:
+    stale = stale_mask(ss.values)
+    if not stale.any():
+        return ss
+    keep = ~stale
+    n = len(ss.labels)
+    ids = np.repeat(np.arange(n, dtype=np.int64), np.diff(ss.offsets))
+    per_series = np.bincount(ids[keep], minlength=n).astype(np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(per_series, out=offsets[1:])
+    return SeriesSet(ss.labels, offsets, ss.timestamps_ms[keep], ss.values[keep], ss.warnings)
+
+
+def latest_samples(
+    timestamps_ms: I64, offsets: I64, times: I64, lookback_ms: int
+) -> tuple[I64, Bool]:
+    """Index of each series' newest sample in (t - lookback, t] for every time t.
+
+    Returns (index, present), each (n_series, n_steps); index is 0 where not present.
+    One `np.searchsorted` covers every series and step: each series is shifted into its
+    own band of keys, so the newest sample at or before t is the insertion point minus one.
+    """
+    n, k = len(offsets) - 1, len(times)
+    if len(timestamps_ms) == 0 or n == 0:
+        return np.zeros((n, k), dtype=np.int64), np.zeros((n, k), dtype=np.bool_)
+    t_min = min(int(timestamps_ms.min()), int(times.min()))
+    span = max(int(timestamps_ms.max()), int(times.max())) - t_min + 2
+    if span * n >= (1 << 62):
+        lo, hi = window_bounds(timestamps_ms, offsets, times, lookback_ms)
+        present = hi > lo
+        return np.where(present, hi - 1, 0), present
+    base = np.arange(n, dtype=np.int64) * np.int64(span) - np.int64(t_min)
+    keys = np.repeat(base, np.diff(offsets))
+    keys += timestamps_ms
+    idx = np.searchsorted(keys, base[:, None] + times[None, :], side="right").astype(np.int64)
+    idx -= 1
+    present = idx >= offsets[:-1, None]
+    np.maximum(idx, 0, out=idx)
+    present &= timestamps_ms[idx] > (times - np.int64(lookback_ms))[None, :]
+    return idx, present
+
+
+def eval_vector_selector(
+    ctx: EvalContext, sel: ast.VectorSelector, *, want_timestamps: bool = False
+) -> tuple[VectorV, I64]:
+    """Evaluates an instant selector; with `want_timestamps`, also each sample's time (ms).
+
+    The timestamps array is empty unless asked for.
+    """
+    times = at_times(ctx, sel.at, sel.offset_ms)
+    lookback = ctx.lookback_ms
+    ss = select(ctx, sel, int(times.min()) - lookback + 1, int(times.max()), range_ms=0, func="")
+    n, k = len(ss.labels), ctx.n_steps
+    if n == 0:
+        return VectorV.empty(k), np.empty((0, k), dtype=np.int64)
+    idx, present = latest_samples(ss.timestamps_ms, ss.offsets, times, lookback)
+    if len(ss.values):
+        values = ss.values[idx]
+        present &= ~stale_mask(values)
+        sample_ts = ss.timestamps_ms[idx] if want_timestamps else np.empty((n, 0), np.int64)
+    else:
+        values = np.zeros((n, k))
+        sample_ts = np.zeros((n, k), dtype=np.int64)
+    vec = VectorV(list(ss.labels), values, present, np.zeros(n, dtype=np.bool_))
+    ctx.add_samples(present.sum(axis=0))
+    ctx.count_samples(int(present.sum()))
+    keep = present.any(axis=1)
+    if not keep.all():
+        rows = np.flatnonzero(keep)
+        vec = vec.take(rows)
+        sample_ts = sample_ts[rows]
+    return vec, sample_ts
+
+
+def eval_matrix_selector(ctx: EvalContext, msel: ast.MatrixSelector, func: str = "") -> MatrixV:
+    """Evaluates a range selector into ragged samples and per-step windows."""
+    sel = msel.vector
+    times = at_times(ctx, sel.at, sel.offset_ms)
+    ss = select(
+        ctx,
+        sel,
+        int(times.min()) - msel.range_ms + 1,
+        int(times.max()),
+        range_ms=msel.range_ms,
+        func=func,
+    )
+    ss = _drop_stale(ss)
+    lo, hi = window_bounds(ss.timestamps_ms, ss.offsets, times, msel.range_ms)
+    if len(ss.labels):
+        per_step = (hi - lo).sum(axis=0)
+        ctx.add_samples(per_step)
+        ctx.count_samples(int(per_step.max()))
+    return MatrixV(
+        list(ss.labels),
+        ss.offsets,
+        ss.timestamps_ms,
+        ss.values,
+        lo,
+        hi,
+        times,
+        msel.range_ms,
+        np.zeros(len(ss.labels), dtype=np.bool_),
+    )
+
+
+def subquery_steps(ctx: EvalContext, sq: ast.SubqueryExpr) -> tuple[I64, I64]:
+    """Returns (outer window ends per step, inner evaluation steps) of a subquery."""
+    interval = sq.step_ms or ctx.default_subquery_step_ms
+    times = at_times(ctx, sq.at, sq.offset_ms)
+    first = int(times.min()) - sq.range_ms
+    quotient = abs(first) // interval
+    start = interval * (quotient if first >= 0 else -quotient)  # Go truncates toward zero
+    if start <= first:
+        start += interval
+    end = int(times.max())
+    if end < start:
+        return times, np.empty(0, dtype=np.int64)
+    # Every inner step holds at least one sample per series: refuse before allocating.
+    ctx.count_samples((end - start) // interval + 1)
+    return times, np.arange(start, end + 1, interval, dtype=np.int64)
+
+
+def matrix_from_vector(
+    vec: VectorV, inner_steps: I64, times: I64, range_ms: int, ctx: EvalContext
+) -> MatrixV:
+    """Turns an inner evaluation into a range vector with windows ending at `times`."""
+    rows, cols = np.nonzero(vec.present)
+    counts = np.bincount(rows, minlength=len(vec.labels)).astype(np.int64)
+    offsets = np.zeros(len(vec.labels) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    ts = inner_steps[cols]
+    values = vec.values[rows, cols]
+    lo, hi = window_bounds(ts, offsets, times, range_ms)
+    if len(vec.labels):
+        ctx.count_samples(int((hi - lo).sum(axis=0).max()))
+    return MatrixV(
+        list(vec.labels),
+        offsets,
+        ts,
+        values,
+        lo,
+        hi,
+        times,
+        range_ms,
+        vec.drop_name.copy(),
+        is_subquery=True,
+    )

@@ -1,0 +1,260 @@
+"""The engine's intermediate values: every node is evaluated for all series and all steps.
+
+An instant vector over a query's steps is dense: `values` and `present` have the shape
+(n_series, n_steps). A range vector keeps its samples ragged (flat arrays + per-series
+offsets) with window bounds per (series, step), as `kernels.window_bounds` returns them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from watchkeeper.model.labels import METRIC_NAME, Labels
+from watchkeeper.promql.errors import EvaluationError, QueryTimeoutError, TooManySamplesError
+from watchkeeper.promql.value import QueryStats
+from watchkeeper.storage.interface import Queryable
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+Bool = npt.NDArray[np.bool_]
+
+DUPLICATE_LABELSET = "vector cannot contain metrics with the same labelset"
+
+
+@dataclass(slots=True)
+class ScalarV:
+    """A scalar per step, shape (n_steps,)."""
+
+    values: F64
+
+
+@dataclass(slots=True)
+class StringV:
+    """A string (the same at every step)."""
+
+    value: str
+
+
+@dataclass(slots=True)
+class VectorV:
+    """An instant vector at every step: values/present of shape (n_series, n_steps).
+
+    `drop_name` flags series whose metric name is dropped at the end (delayed name removal).
+    """
+
+    labels: list[Labels]
+    values: F64
+    present: Bool
+    drop_name: Bool
+
+    @classmethod
+    def empty(cls, n_steps: int) -> VectorV:
+        """A vector with no series."""
+        return cls(
+            [],
+            np.empty((0, n_steps), dtype=np.float64),
+            np.empty((0, n_steps), dtype=np.bool_),
+            np.empty(0, dtype=np.bool_),
+        )
+
+    def take(self, rows: npt.NDArray[np.intp] | list[int]) -> VectorV:
+        """Returns the given rows (series) in that order."""
+        idx = np.asarray(rows, dtype=np.intp)
+        return VectorV(
+            [self.labels[i] for i in idx.tolist()],
+            self.values[idx],
+            self.present[idx],
+            self.drop_name[idx],
+        )
+
+    def nonempty(self) -> VectorV:
+        """Drops series that have no sample at any step."""
+        keep = self.present.any(axis=1)
+        if keep.all():
+            return self
+        return self.take(np.flatnonzero(keep))
+
+
+@dataclass(slots=True)
+class MatrixV:
+    """A range vector: ragged samples and, per (series, step), a window [lo, hi)."""
+
+    labels: list[Labels]
+    offsets: I64
+    timestamps_ms: I64
+    values: F64
+    lo: I64
+    hi: I64
+    eval_ts_ms: I64
+    range_ms: int
+    drop_name: Bool
+    is_subquery: bool = False
+
+
+EvalValue = ScalarV | StringV | VectorV | MatrixV
+
+
+@dataclass(slots=True)
+class EvalContext:
+    """What every node evaluation shares: steps, limits, storage and annotations."""
+
+    queryable: Queryable
+    start_ms: int
+    end_ms: int
+    step_ms: int
+    lookback_ms: int
+    max_samples: int
+    deadline: float
+    delayed_name_removal: bool
+    default_subquery_step_ms: int
+    stats: QueryStats
+    steps: I64 = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    query_start_ms: int = 0
+    query_end_ms: int = 0
+    warnings: dict[str, None] = field(default_factory=dict)
+    infos: dict[str, None] = field(default_factory=dict)
+    per_step: I64 | None = None
+    """Samples loaded per step of the query (top level only; None inside subqueries)."""
+
+    @property
+    def n_steps(self) -> int:
+        """The number of evaluation steps."""
+        return len(self.steps)
+
+    def check_deadline(self) -> None:
+        """Raises QueryTimeoutError when the query ran past its timeout."""
+        if time.monotonic() > self.deadline:
+            raise QueryTimeoutError("query execution")
+
+    def count_samples(self, n: int) -> None:
+        """Checks `n` samples held at once against max_samples and records the peak."""
+        self.stats.peak_samples = max(self.stats.peak_samples, n)
+        if n > self.max_samples:
+            raise TooManySamplesError()
+
+    def add_samples(self, per_step: npt.NDArray[np.integer]) -> None:
+        """Counts loaded samples per step for the query's stats (totalQueryableSamples)."""
+        counts = np.asarray(per_step, dtype=np.int64)
+        self.stats.total_queryable_samples += int(counts.sum())
+        if self.per_step is not None and counts.shape == self.per_step.shape:
+            self.per_step += counts
+
+    def warn(self, msg: str) -> None:
+        """Adds a warning annotation (msg without the "PromQL warning: " prefix)."""
+        self.warnings["PromQL warning: " + msg] = None
+
+    def info(self, msg: str) -> None:
+        """Adds an info annotation (msg without the "PromQL info: " prefix)."""
+        self.infos["PromQL info: " + msg] = None
+
+    def sub(self, steps: I64) -> EvalContext:
+        """A context for a subquery: the same limits and annotations over other steps."""
+        return EvalContext(
+            self.queryable,
+            int(steps[0]) if len(steps) else 0,
+            int(steps[-1]) if len(steps) else 0,
+            int(steps[1] - steps[0]) if len(steps) > 1 else 0,
+            self.lookback_ms,
+            self.max_samples,
+            self.deadline,
+            self.delayed_name_removal,
+            self.default_subquery_step_ms,
+            self.stats,
+            steps,
+            self.query_start_ms,
+            self.query_end_ms,
+            self.warnings,
+            self.infos,
+        )
+
+
+def drop_name(vec: VectorV, ctx: EvalContext) -> VectorV:
+    """Drops (or, with delayed name removal, flags) the metric name of every series."""
+    if ctx.delayed_name_removal:
+        return VectorV(vec.labels, vec.values, vec.present, np.ones(len(vec.labels), np.bool_))
+    labels = [lb.without(METRIC_NAME, "__type__", "__unit__") for lb in vec.labels]
+    return merge_same_labels(
+        VectorV(labels, vec.values, vec.present, np.zeros(len(labels), np.bool_))
+    )
+
+
+def merge_same_labels(vec: VectorV) -> VectorV:
+    """Merges series with equal labels; raises when two have a sample at the same step."""
+    first: dict[Labels, int] = {}
+    dup = False
+    for i, lb in enumerate(vec.labels):
+        if lb in first:
+            dup = True
+        else:
+            first[lb] = i
+    if not dup:
+        return vec
+    groups: dict[Labels, list[int]] = {}
+    for i, lb in enumerate(vec.labels):
+        groups.setdefault(lb, []).append(i)
+    rows: list[int] = []
+    values = vec.values.copy()
+    present = vec.present.copy()
+    for members in groups.values():
+        head = members[0]
+        rows.append(head)
+        if len(members) == 1:
+            continue
+        count = vec.present[members].sum(axis=0)
+        if (count > 1).any():
+            raise EvaluationError(DUPLICATE_LABELSET)
+        for m in members[1:]:
+            mask = vec.present[m]
+            values[head, mask] = vec.values[m, mask]
+            present[head] |= mask
+    idx = np.asarray(rows, dtype=np.intp)
+    return VectorV([vec.labels[i] for i in rows], values[idx], present[idx], vec.drop_name[idx])
+
+
+def finalize_names(vec: VectorV) -> VectorV:
+    """Applies delayed name removal: strips flagged names, then merges equal label sets."""
+    if not vec.drop_name.any():
+        return vec
+    labels = [
+        lb.without(METRIC_NAME, "__type__", "__unit__") if d else lb
+        for lb, d in zip(vec.labels, vec.drop_name.tolist(), strict=True)
+    ]
+    return merge_same_labels(
+        VectorV(labels, vec.values, vec.present, np.zeros(len(labels), np.bool_))
+    )
+
+
+def _wrong(kind: str, value: object) -> EvaluationError:
+    return EvaluationError(f"internal error: expected {kind}, got {type(value).__name__}")
+
+
+def as_vector(value: object) -> VectorV:
+    """Narrows an evaluated value to an instant vector (the parser's type checks ensure it)."""
+    if not isinstance(value, VectorV):
+        raise _wrong("instant vector", value)
+    return value
+
+
+def as_scalar(value: object) -> ScalarV:
+    """Narrows an evaluated value to a scalar."""
+    if not isinstance(value, ScalarV):
+        raise _wrong("scalar", value)
+    return value
+
+
+def as_matrix(value: object) -> MatrixV:
+    """Narrows an evaluated value to a range vector."""
+    if not isinstance(value, MatrixV):
+        raise _wrong("range vector", value)
+    return value
+
+
+def as_string(value: object) -> StringV:
+    """Narrows an evaluated value to a string."""
+    if not isinstance(value, StringV):
+        raise _wrong("string", value)
+    return value
