@@ -26,12 +26,10 @@ import orjson
 import yaml
 
 from watchkeeper.config.prometheus import AlertingConfig, AlertmanagerConfig
-from watchkeeper.config.relabel import RelabelConfig
 from watchkeeper.discovery.targetgroup import TargetGroup, TargetGroupError, groups_from_data
 from watchkeeper.instrument.metrics import Registry
 from watchkeeper.model.labels import Labels
-from watchkeeper.model.relabel import RelabelConfig as RelabelRule
-from watchkeeper.model.relabel import relabel
+from watchkeeper.model.relabel import RelabelConfig, relabel
 from watchkeeper.notifier.alert import NotifierAlert
 
 log = logging.getLogger(__name__)
@@ -51,7 +49,7 @@ class NotifierOptions:
     retry_backoff_s: float = 0.1
 
 
-def _relabel(labels: Labels, configs: Sequence[RelabelRule]) -> Labels | None:
+def _relabel(labels: Labels, configs: Sequence[RelabelConfig]) -> Labels | None:
     """Applies relabel configs through the shared relabelling code (None drops)."""
     if not configs:
         return labels
@@ -59,11 +57,6 @@ def _relabel(labels: Labels, configs: Sequence[RelabelRule]) -> Labels | None:
     if result is None or len(result) == 0:
         return None
     return result
-
-
-def relabel_rules(configs: Sequence[RelabelConfig]) -> list[RelabelRule]:
-    """Converts relabel configs from prometheus.yml into the relabelling engine's rules."""
-    return [RelabelRule.model_validate(c.model_dump()) for c in configs]
 
 
 def _post_path(prefix: str, api_version: str) -> str:
@@ -84,12 +77,12 @@ class AlertmanagerSet:
     active: list[_Target] = field(default_factory=list)
     dropped: list[_Target] = field(default_factory=list)
     session: aiohttp.ClientSession | None = None
-    relabel: list[RelabelRule] = field(default_factory=list)
-    alert_relabel: list[RelabelRule] = field(default_factory=list)
+    relabel: list[RelabelConfig] = field(default_factory=list)
+    alert_relabel: list[RelabelConfig] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.relabel = relabel_rules(self.config.relabel_configs)
-        self.alert_relabel = relabel_rules(self.config.alert_relabel_configs)
+        self.relabel = list(self.config.relabel_configs)
+        self.alert_relabel = list(self.config.alert_relabel_configs)
 
     def discover(self) -> None:
         """Rebuilds the target list from static configs and files (file_sd_configs).
@@ -225,7 +218,7 @@ class NotifierManager:
         self._lock = threading.Lock()
         self._sets: list[AlertmanagerSet] = []
         self._external_labels: dict[str, str] = {}
-        self._relabel_configs: list[RelabelRule] = []
+        self._relabel_configs: list[RelabelConfig] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._more = asyncio.Event()
         self._stopping = False
@@ -246,7 +239,7 @@ class NotifierManager:
             s.open_session()
         with self._lock:
             self._external_labels = dict(external_labels or {})
-            self._relabel_configs = relabel_rules(alerting.alert_relabel_configs)
+            self._relabel_configs = list(alerting.alert_relabel_configs)
             self._sets = new_sets
         for s in old:
             if s.session is not None:
