@@ -18,6 +18,29 @@ from watchkeeper.notifier.manager import NotifierManager, NotifierOptions
 from watchkeeper.scrape.metrics import sd_metrics
 
 
+def _notifier(
+    options: NotifierOptions | None = None, registry: Registry | None = None
+) -> NotifierManager:
+    registry = registry or Registry()
+    discovery = DiscoveryManager(
+        sd_metrics(registry), name="notify", update_interval_s=0, file_poll_interval_s=0.05
+    )
+    return NotifierManager(discovery, options, registry)
+
+
+async def _configure(
+    notifier: NotifierManager, cfg: AlertingConfig, external: dict[str, str]
+) -> None:
+    """Applies the config, starts the notifier and waits until discovery has reported."""
+    await notifier.apply_config(cfg, external)
+    notifier.start()
+    for _ in range(200):
+        found = notifier.alertmanagers()
+        if found["activeAlertmanagers"] or found["droppedAlertmanagers"]:
+            return
+        await asyncio.sleep(0.01)
+
+
 class Receiver:
     """An aiohttp server that records what arrives at /api/v2/alerts."""
 
@@ -78,10 +101,9 @@ async def test_alerts_arrive_as_api_v2_json_with_external_labels_and_basic_auth(
     receiver = Receiver()
     await receiver.start()
     registry = Registry()
-    notifier = NotifierManager(NotifierOptions(), registry)
+    notifier = _notifier(NotifierOptions(), registry)
     cfg = _alerting(receiver.port, basic_auth={"username": "u", "password": "p"})
-    await notifier.apply_config(cfg, {"dc": "eu", "alertname": "ignored"})
-    notifier.start()
+    await _configure(notifier, cfg, {"dc": "eu", "alertname": "ignored"})
     try:
         notifier.send([_alert("A", dc="us"), _alert("B")])
         await asyncio.wait_for(receiver.got.wait(), 5)
@@ -110,12 +132,11 @@ async def test_alerts_arrive_as_api_v2_json_with_external_labels_and_basic_auth(
 
 async def test_an_unreachable_alertmanager_never_blocks_and_overflow_is_counted() -> None:
     registry = Registry()
-    notifier = NotifierManager(NotifierOptions(queue_capacity=3, retries=0), registry)
-    await notifier.apply_config(_alerting(1), {})
+    notifier = _notifier(NotifierOptions(queue_capacity=3, retries=0), registry)
+    await _configure(notifier, _alerting(1), {})
     notifier.send([_alert(f"A{i}") for i in range(5)])
     assert notifier.queue_length() == 3
     assert notifier.m_dropped.value == 2
-    notifier.start()
     for _ in range(100):
         if notifier.queue_length() == 0 and notifier.m_dropped.value == 5:
             break
@@ -132,8 +153,8 @@ async def test_file_discovered_alertmanagers_are_listed(tmp_path: Any) -> None:
     cfg = AlertingConfig.model_validate(
         {"alertmanagers": [{"file_sd_configs": [{"files": [str(sd)]}], "scheme": "http"}]}
     )
-    notifier = NotifierManager()
-    await notifier.apply_config(cfg, {})
+    notifier = _notifier()
+    await _configure(notifier, cfg, {})
     urls = [a["url"] for a in notifier.alertmanagers()["activeAlertmanagers"]]
     assert urls == ["http://127.0.0.1:9093/api/v2/alerts", "http://127.0.0.1:9094/api/v2/alerts"]
     await notifier.stop()
@@ -148,14 +169,14 @@ async def test_alert_relabel_configs_drop_alerts_before_they_are_queued() -> Non
             "alertmanagers": [{"static_configs": [{"targets": ["127.0.0.1:1"]}]}],
         }
     )
-    notifier = NotifierManager()
-    await notifier.apply_config(cfg, {})
+    notifier = _notifier()
+    await _configure(notifier, cfg, {})
     notifier.send([_alert("A", severity="debug"), _alert("B", severity="page")])
     assert notifier.queue_length() == 1
     await notifier.stop()
 
 
-async def test_a_discovery_manager_can_feed_the_alertmanager_list(tmp_path: Any) -> None:
+async def test_changes_to_file_discovered_alertmanagers_are_followed(tmp_path: Any) -> None:
     sd = tmp_path / "ams.json"
     sd.write_text('[{"targets": ["127.0.0.1:9093"], "labels": {"dc": "eu"}}]')
     cfg = AlertingConfig.model_validate(
@@ -165,14 +186,8 @@ async def test_a_discovery_manager_can_feed_the_alertmanager_list(tmp_path: Any)
             ]
         }
     )
-    registry = Registry()
-    notifier = NotifierManager(registry=registry)
-    await notifier.apply_config(cfg, {})
-    discovery = DiscoveryManager(
-        sd_metrics(registry), name="notify", update_interval_s=0, file_poll_interval_s=0.05
-    )
-    discovery.apply_config(notifier.sd_configs())
-    task = asyncio.create_task(notifier.run_discovery(discovery.wait_for_update))
+    notifier = _notifier()
+    await _configure(notifier, cfg, {})
     try:
         sd.write_text('[{"targets": ["127.0.0.1:9095"]}]')
         urls: list[str] = []
@@ -183,9 +198,6 @@ async def test_a_discovery_manager_can_feed_the_alertmanager_list(tmp_path: Any)
             await asyncio.sleep(0.05)
         assert urls == ["http://127.0.0.1:9095/am/api/v2/alerts"]
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await discovery.stop()
         await notifier.stop()
 
 
@@ -202,8 +214,8 @@ async def test_relabel_configs_drop_alertmanagers_which_are_listed_as_dropped() 
             ]
         }
     )
-    notifier = NotifierManager()
-    await notifier.apply_config(cfg, {})
+    notifier = _notifier()
+    await _configure(notifier, cfg, {})
     assert notifier.alertmanagers() == {
         "activeAlertmanagers": [{"url": "http://127.0.0.1:9093/api/v2/alerts"}],
         "droppedAlertmanagers": [{"url": "http://127.0.0.1:9094/api/v2/alerts"}],

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 
 from watchkeeper.config.prometheus import AlertingConfig
+from watchkeeper.discovery.manager import DiscoveryManager
 from watchkeeper.instrument.metrics import Registry
 from watchkeeper.model.labels import Labels
 from watchkeeper.notifier.manager import NotifierManager, NotifierOptions
@@ -28,6 +29,7 @@ from watchkeeper.rules.manager import (
     engine_query_func,
     send_alerts_func,
 )
+from watchkeeper.scrape.metrics import sd_metrics
 from watchkeeper.testing.peers import peer_binary
 from watchkeeper.testing.storage import MemoryStorage
 
@@ -143,7 +145,8 @@ async def test_a_firing_rule_reaches_the_real_alertmanager_and_then_resolves(
     rule_file.write_text(RULES)
     async with _alertmanager(tmp_path, hook_port) as am_port:
         registry = Registry()
-        notifier = NotifierManager(NotifierOptions(), registry)
+        discovery = DiscoveryManager(sd_metrics(registry), name="notify", update_interval_s=0)
+        notifier = NotifierManager(discovery, NotifierOptions(), registry)
         alerting = AlertingConfig.model_validate(
             {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]}
         )

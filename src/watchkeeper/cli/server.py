@@ -32,6 +32,7 @@ from watchkeeper.cli.adapters import (
 from watchkeeper.cli.flags import FlagError, ServerFlags, add_server_flags, flags_from_args
 from watchkeeper.config.prometheus import PrometheusConfig, load_config
 from watchkeeper.config.yamlsource import ConfigError
+from watchkeeper.discovery.manager import DiscoveryManager
 from watchkeeper.instrument.log import setup_logging
 from watchkeeper.instrument.metrics import Registry
 from watchkeeper.model.clock import SYSTEM_CLOCK
@@ -46,6 +47,7 @@ from watchkeeper.rules.manager import (
     send_alerts_func,
 )
 from watchkeeper.scrape.manager import ScrapeManager
+from watchkeeper.scrape.metrics import sd_metrics
 from watchkeeper.scrape.options import ScrapeOptions
 from watchkeeper.tsdb.db import TSDB
 from watchkeeper.tsdb.options import TsdbOptions
@@ -174,7 +176,9 @@ class Server:
             ),
         )
         self.notifier = NotifierManager(
-            NotifierOptions(queue_capacity=flags.notification_queue_capacity), self.registry
+            DiscoveryManager(sd_metrics(self.registry), name="notify"),
+            NotifierOptions(queue_capacity=flags.notification_queue_capacity),
+            self.registry,
         )
         self.rules = RuleManager(
             self.db,

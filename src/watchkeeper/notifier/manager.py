@@ -9,24 +9,21 @@ that no Alertmanager accepted is counted as dropped, as in Prometheus.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import posixpath
-import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
-import yaml
 
 from watchkeeper.config.prometheus import AlertingConfig, AlertmanagerConfig
-from watchkeeper.discovery.targetgroup import TargetGroup, TargetGroupError, groups_from_data
+from watchkeeper.discovery.manager import DiscoveryManager
+from watchkeeper.discovery.targetgroup import TargetGroup
 from watchkeeper.instrument.metrics import Registry
 from watchkeeper.model.labels import Labels
 from watchkeeper.model.relabel import RelabelConfig, relabel
@@ -84,26 +81,6 @@ class AlertmanagerSet:
         self.relabel = list(self.config.relabel_configs)
         self.alert_relabel = list(self.config.alert_relabel_configs)
 
-    def discover(self) -> None:
-        """Rebuilds the target list from static configs and files (file_sd_configs).
-
-        Used when no discovery manager feeds the notifier (`NotifierManager.run_discovery`).
-        """
-        cfg = self.config
-        groups = [
-            TargetGroup([{"__address__": t} for t in sc.targets], dict(sc.labels))
-            for sc in cfg.static_configs
-        ]
-        for fsd in cfg.file_sd_configs:
-            for pattern in fsd.files:
-                for path in sorted(Path(pattern).parent.glob(Path(pattern).name)):
-                    try:
-                        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-                        groups.extend(groups_from_data(data, str(path)))
-                    except (OSError, yaml.YAMLError, TargetGroupError) as exc:
-                        log.error("reading alertmanager file SD failed: file=%s err=%s", path, exc)
-        self.set_groups(groups)
-
     def set_groups(self, groups: Sequence[TargetGroup]) -> None:
         """Turns discovered target groups into Alertmanager URLs (relabelled; some dropped)."""
         cfg = self.config
@@ -135,38 +112,11 @@ class AlertmanagerSet:
         """Creates the HTTP client with the set's auth and TLS settings."""
         cfg = self.config
         headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
-        if cfg.basic_auth is not None:
-            password = str(cfg.basic_auth.password)
-            if cfg.basic_auth.password_file:
-                password = Path(cfg.basic_auth.password_file).read_text().strip()
-            username = cfg.basic_auth.username
-            if cfg.basic_auth.username_file:
-                username = Path(cfg.basic_auth.username_file).read_text().strip()
-            token = base64.b64encode(f"{username}:{password}".encode()).decode()
-            headers["Authorization"] = f"Basic {token}"
-        if cfg.basic_auth is not None:
-            pass  # set above
-        elif cfg.authorization is not None:
-            creds = str(cfg.authorization.credentials)
-            if cfg.authorization.credentials_file:
-                creds = Path(cfg.authorization.credentials_file).read_text().strip()
-            headers["Authorization"] = f"{cfg.authorization.type} {creds}"
-        elif cfg.bearer_token or cfg.bearer_token_file:
-            token = str(cfg.bearer_token)
-            if cfg.bearer_token_file:
-                token = Path(cfg.bearer_token_file).read_text().strip()
-            headers["Authorization"] = f"Bearer {token}"
-        ssl_ctx: ssl.SSLContext | bool = True
-        tls = cfg.tls_config
-        if cfg.scheme == "https":
-            ctx = ssl.create_default_context(cafile=tls.ca_file or None)
-            if tls.cert_file:
-                ctx.load_cert_chain(tls.cert_file, tls.key_file or None)
-            if tls.insecure_skip_verify:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            ssl_ctx = ctx
-        connector = aiohttp.TCPConnector(ssl=ssl_ctx)
+        headers.update(cfg.extra_headers())
+        authorization = cfg.authorization_header()
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        connector = aiohttp.TCPConnector(ssl=cfg.ssl_context() if cfg.scheme == "https" else True)
         self.session = aiohttp.ClientSession(
             connector=connector,
             headers=headers,
@@ -178,7 +128,18 @@ class AlertmanagerSet:
 class NotifierManager:
     """Queues alerts and sends them to the configured Alertmanagers."""
 
-    def __init__(self, options: NotifierOptions | None = None, registry: Registry | None = None):
+    def __init__(
+        self,
+        discovery: DiscoveryManager,
+        options: NotifierOptions | None = None,
+        registry: Registry | None = None,
+    ) -> None:
+        """Sends to the Alertmanagers that `discovery` finds for each `alerting` entry.
+
+        The discovery manager is the scrape side's kind, created with name="notify"; the
+        notifier gives it its SD configs on `apply_config` and follows its updates.
+        """
+        self.discovery = discovery
         self.options = options or NotifierOptions()
         registry = registry or Registry()
         am = ("alertmanager",)
@@ -224,7 +185,6 @@ class NotifierManager:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._sd_task: asyncio.Task[None] | None = None
-        self._external_sd = False
 
     async def apply_config(
         self, alerting: AlertingConfig | None, external_labels: Mapping[str, str] | None = None
@@ -232,8 +192,6 @@ class NotifierManager:
         """Replaces the Alertmanager sets and relabelling (on start and reload)."""
         alerting = alerting or AlertingConfig()
         new_sets = [AlertmanagerSet(cfg) for cfg in alerting.alertmanagers]
-        for s in new_sets:
-            s.discover()
         old = self._sets
         for s in new_sets:
             s.open_session()
@@ -241,6 +199,8 @@ class NotifierManager:
             self._external_labels = dict(external_labels or {})
             self._relabel_configs = list(alerting.alert_relabel_configs)
             self._sets = new_sets
+        self.discovery.apply_config(self.sd_configs())
+        self._take_groups(self.discovery.target_sets())
         for s in old:
             if s.session is not None:
                 await s.session.close()
@@ -249,20 +209,15 @@ class NotifierManager:
         """The SD configs per Alertmanager set, keyed as Prometheus keys them ("config-0")."""
         return {f"config-{i}": s.config for i, s in enumerate(self._sets)}
 
-    async def run_discovery(self, updates: Callable[[], Awaitable[Mapping[str, Any]]]) -> None:
-        """Feeds target groups from a discovery manager (`wait_for_update`) until cancelled.
+    def _take_groups(self, target_sets: Mapping[str, Sequence[TargetGroup]]) -> None:
+        for i, aset in enumerate(self._sets):
+            groups = target_sets.get(f"config-{i}")
+            if groups is not None:
+                aset.set_groups(groups)
 
-        Wire it as `notifier.run_discovery(discovery.wait_for_update)` after
-        `discovery.apply_config(notifier.sd_configs())`; the built-in static/file reading
-        then stops.
-        """
-        self._external_sd = True
+    async def _follow_discovery(self) -> None:
         while True:
-            sets = await updates()
-            for i, s in enumerate(self._sets):
-                groups = sets.get(f"config-{i}")
-                if groups is not None:
-                    s.set_groups(groups)
+            self._take_groups(await self.discovery.wait_for_update())
 
     def alertmanagers(self) -> dict[str, list[dict[str, str]]]:
         """The `data` of /api/v1/alertmanagers."""
@@ -316,23 +271,14 @@ class NotifierManager:
             n = min(self.options.max_batch_size, len(self._queue))
             return [self._queue.popleft() for _ in range(n)]
 
-    def start(self, file_sd_refresh_s: float = 30.0) -> None:
-        """Starts the sending task (and the file SD refresh) on the running loop."""
+    def start(self) -> None:
+        """Starts sending, and following discovery, on the running loop."""
         self._loop = asyncio.get_running_loop()
         self._more = asyncio.Event()
         if self._queue:
             self._more.set()
         self._task = self._loop.create_task(self._run(), name="notifier")
-        self._sd_task = self._loop.create_task(self._refresh(file_sd_refresh_s), name="notifier sd")
-
-    async def _refresh(self, every_s: float) -> None:
-        while True:
-            await asyncio.sleep(every_s)
-            if self._external_sd:
-                return
-            for s in self._sets:
-                if s.config.file_sd_configs:
-                    s.discover()
+        self._sd_task = self._loop.create_task(self._follow_discovery(), name="notifier sd")
 
     async def _run(self) -> None:
         while True:
@@ -406,6 +352,7 @@ class NotifierManager:
         if self._sd_task is not None:
             self._sd_task.cancel()
             await asyncio.gather(self._sd_task, return_exceptions=True)
+        await self.discovery.stop()
         if self._task is not None:
             await self._task
         for s in self._sets:
