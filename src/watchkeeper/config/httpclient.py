@@ -147,7 +147,7 @@ class HeaderValues(ConfigModel):
     files: list[str] = Field(default_factory=list)
 
 
-_RESERVED_HEADERS = frozenset(
+RESERVED_HEADERS = frozenset(
     {
         "authorization",
         "host",
@@ -207,7 +207,7 @@ class HTTPClientConfig(ConfigModel):
     @classmethod
     def _headers(cls, value: dict[str, HeaderValues] | None) -> dict[str, HeaderValues] | None:
         for name in value or {}:
-            if name.lower() in _RESERVED_HEADERS:
+            if name.lower() in RESERVED_HEADERS:
                 raise ValueError(f"setting header {name!r} is not allowed")
         return value
 

@@ -6,39 +6,19 @@ from typing import Any, ClassVar, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from watchkeeper.config.httpclient import HTTPClientConfig
+from watchkeeper.config.httpclient import RESERVED_HEADERS, HTTPClientConfig
 from watchkeeper.config.types import ConfigModel, DurationMs, UInt
 from watchkeeper.model.relabel import RelabelConfig
 
 
 def _check_headers(headers: dict[str, str]) -> dict[str, str]:
-    reserved = {
-        "host",
-        "content-encoding",
-        "content-length",
-        "content-type",
-        "user-agent",
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "www-authenticate",
-        "accept-encoding",
-        "x-prometheus-remote-write-version",
-        "x-prometheus-remote-read-version",
-        "x-prometheus-scrape-timeout-seconds",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
     for header in headers:
         if header.lower() == "authorization":
             raise ValueError(
                 "authorization header must be changed via the basic_auth, authorization, "
                 "oauth2, sigv4, azuread or google_iam parameter"
             )
-        if header.lower() in reserved:
+        if header.lower() in RESERVED_HEADERS:
             raise ValueError(f"{header} is a reserved header. It must not be changed")
     return headers
 
