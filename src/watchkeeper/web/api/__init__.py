@@ -1,0 +1,1 @@
+"""The HTTP APIs served by the web stage."""

@@ -1,0 +1,1 @@
+"""Prometheus's HTTP API v1: the same endpoints, parameters, JSON shapes and errors."""
