@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +33,14 @@ from watchkeeper.storage.interface import (
     StorageError,
 )
 from watchkeeper.tsdb.head_index import PostingsIndex
-from watchkeeper.tsdb.head_samples import Page, SampleStore, concat_columns
+from watchkeeper.tsdb.head_runs import expand
+from watchkeeper.tsdb.head_samples import (
+    Page,
+    SampleStore,
+    concat_columns,
+    flat_columns,
+    read_selection,
+)
 from watchkeeper.tsdb.metrics import SAMPLE_TYPE_FLOAT, TsdbMetrics
 from watchkeeper.tsdb.wal import (
     Record,
@@ -225,6 +232,10 @@ class Head:
         self._mint = INT64_MAX
         self._maxt = INT64_MIN
         self.replay_status = ReplayStatus()
+        self._labels_version = 0
+        self._rank_version = -1
+        self._rank = np.zeros(0, dtype=np.int64)
+        self._rank_sorted: list[int] = []
         self._closed = False
         self.compacting_until_ms = INT64_MIN
         """While a block is cut from the head, out-of-order samples must not land before this."""
@@ -283,6 +294,7 @@ class Head:
         while len(self._labels) <= ref:
             self._labels.append(None)
         self._labels[ref] = labels
+        self._labels_version += 1
         self._by_labels[labels] = ref
         self._index.add(ref, labels)
         self._alive[ref] = True
@@ -478,7 +490,7 @@ class Head:
     def select(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> SeriesSet:
         """Returns the series that satisfy the matchers with their samples in range.
 
-        The lock is held only to pick pages and copy the open segment; compressed pages
+        The lock is held only to pick runs and copy the open segment; encoded runs
         are decoded without it, so long reads do not stall commits.
         """
         with self._lock:
@@ -492,9 +504,18 @@ class Head:
         with self._lock:
             sel = np.zeros(len(self._labels), dtype=np.bool_)
             sel[refs_in] = True
-            pages, open_cols = self._store.snapshot(sel, mint_ms, maxt_ms)
-        parts = self._store.read_pages(pages, sel, mint_ms, maxt_ms)
-        return self._series_set_of(concat_columns([*parts, open_cols]))
+            runs, open_parts = self._store.snapshot(sel, mint_ms, maxt_ms)
+        return self._series_set(
+            *read_selection(
+                runs,
+                open_parts,
+                sel=sel,
+                mint=mint_ms,
+                maxt=maxt_ms,
+                label_order=self._label_order,
+                sel_refs=refs_in,
+            )
+        )
 
     def iter_label_batches(
         self, mint_ms: int, maxt_ms: int, *, batch_samples: int = 1 << 23
@@ -502,7 +523,7 @@ class Head:
         """Yields every series with samples in [mint_ms, maxt_ms], in label order, in batches.
 
         For cutting blocks with bounded memory; each batch holds about `batch_samples`.
-        Every head page is decoded once: its samples are routed to their batch and kept
+        Every head run is decoded once: its samples are routed to their batch and kept
         compressed until that batch is built.
         """
         with self._lock:
@@ -511,7 +532,7 @@ class Head:
             pairs = [(self._labels[r] or Labels(), r) for r in alive.tolist()]
             sel = np.zeros(n, dtype=np.bool_)
             sel[alive] = True
-            pages, open_cols = self._store.snapshot(sel, mint_ms, maxt_ms)
+            runs, open_parts = self._store.snapshot(sel, mint_ms, maxt_ms)
             per_series = max(1, self._store.num_samples // max(1, len(pairs)))
         if not pairs:
             return
@@ -539,21 +560,80 @@ class Head:
                     buckets[k].append(Page.encode(r[lo:hi], t[lo:hi], v[lo:hi]))
 
         if n_batches == 1:
-            parts = [*self._store.read_pages(pages, sel, mint_ms, maxt_ms), open_cols]
-            yield self._series_set_of(concat_columns(parts))
-            return
-        group = 64
-        for i in range(0, len(pages), group):
-            route(
-                concat_columns(self._store.read_pages(pages[i : i + group], sel, mint_ms, maxt_ms))
+            yield self._series_set(
+                *read_selection(
+                    runs,
+                    open_parts,
+                    sel=sel,
+                    mint=mint_ms,
+                    maxt=maxt_ms,
+                    label_order=self._label_order,
+                )
             )
-        route(open_cols)
+            return
+        for run in runs:
+            for part in self._store.read_runs([run], sel, mint_ms, maxt_ms):
+                route(flat_columns(part))
+        route(flat_columns(open_parts))
         for k in range(n_batches):
             cols = concat_columns([pg.decode() for pg in buckets[k]])
             buckets[k] = []
             batch = self._series_set_of(cols)
             if len(batch):
                 yield batch
+
+    def _label_order(self, uniq: npt.NDArray[np.uint32]) -> npt.NDArray[np.intp]:
+        """The permutation that puts the series `uniq` (ascending refs) in label order."""
+        labels = self._labels
+        if len(uniq) <= 2048:
+            keys = [labels[r] or Labels() for r in uniq.tolist()]
+            return np.asarray(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.intp)
+        with self._lock:
+            if self._rank_version != self._labels_version:
+                n = len(labels)
+                covered = np.zeros(n, dtype=np.bool_)
+                covered[self._rank_sorted] = True
+                new = [r for r in np.flatnonzero(~covered).tolist() if labels[r] is not None]
+                # NB: the previous order is one sorted run, so this sort is about linear.
+                refs = [r for r in self._rank_sorted if labels[r] is not None] + new
+                refs.sort(key=lambda r: labels[r] or Labels())
+                rank = np.zeros(n, dtype=np.int64)
+                rank[refs] = np.arange(len(refs), dtype=np.int64)
+                self._rank, self._rank_sorted = rank, refs
+                self._rank_version = self._labels_version
+            rank = self._rank
+        return np.argsort(rank[uniq], kind="stable")
+
+    def _series_set(
+        self,
+        refs: npt.NDArray[np.uint32],
+        offsets: npt.NDArray[np.int64],
+        ts: npt.NDArray[np.int64],
+        vals: npt.NDArray[np.float64],
+    ) -> SeriesSet:
+        """Wraps `read_selection`'s output; sorts series whose parts overlap in time.
+
+        Of several samples of a series at one time, the earliest written is kept.
+        """
+        n_series = len(refs)
+        if n_series == 0:
+            return SeriesSet.empty()
+        bad = ts[1:] <= ts[:-1]
+        bad[offsets[1:-1] - 1] = False
+        if bad.any():
+            rank = expand(np.arange(n_series, dtype=np.int64), np.diff(offsets))
+            order = _order_by_rank_and_time(rank, ts, n_series)
+            rank, ts, vals = rank[order], ts[order], vals[order]
+            dup = np.zeros(len(rank), dtype=np.bool_)
+            dup[1:] = (rank[1:] == rank[:-1]) & (ts[1:] == ts[:-1])
+            if dup.any():
+                keep = ~dup
+                rank, ts, vals = rank[keep], ts[keep], vals[keep]
+            offsets = np.zeros(n_series + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rank, minlength=n_series), out=offsets[1:])
+        # NB: selected refs are alive, so they have labels; `or` would cost a __len__ each.
+        labels = cast("list[Labels]", self._labels)
+        return SeriesSet([labels[r] for r in refs.tolist()], offsets, ts, vals)
 
     def _series_set_of(
         self, cols: tuple[npt.NDArray[Any], npt.NDArray[np.int64], npt.NDArray[np.float64]]
@@ -760,6 +840,7 @@ class Head:
                     self._labels.append(None)
                 if self._labels[ref] is None:
                     self._labels[ref] = lbls
+                    self._labels_version += 1
                 self._alias[ref] = live
                 continue
             if live is None:
@@ -785,7 +866,7 @@ class Head:
             )
 
     def compact_memory(self) -> None:
-        """Compresses the open segment into pages (lowers memory; done on cut and close)."""
+        """Encodes the open segment into a run (lowers memory; done on cut and close)."""
         with self._lock:
             self._store.freeze()
             self._update_chunk_gauge()

@@ -1,23 +1,64 @@
-"""The head's sample store: an open columnar segment, then sorted, compressed pages.
+"""The head's sample store: an open columnar segment, then series-major encoded runs.
 
 Committed samples land in three preallocated columns (ref, timestamp, value bits) in commit
-order. When the segment is full it is sorted by (ref, timestamp) and cut into pages of
-about 64 Ki samples, each compressed as one blob: refs delta-coded, timestamps
-delta-of-delta, values XORed with their predecessor, every column byte-shuffled, then zstd.
-Queries read the open segment and the pages that overlap their refs and time range.
-No Python object exists per sample or per series here.
+order. When the segment is full it is sorted by (ref, timestamp) and encoded as a run
+(`head_runs.py`): a per-series directory over delta-of-delta timestamps and XORed values,
+so a query decodes only the series it selects. Runs merge as they accumulate (`fanout`
+runs of one level make one of the next) until they hold enough samples per series that
+the directory costs little. No Python object exists per sample or per series here.
+`Page` is a zstd-compressed column blob, used to park samples while blocks are cut.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import ctypes
+import ctypes.util
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import cramjam
 import numpy as np
 import numpy.typing as npt
+
+from watchkeeper.tsdb.head_runs import (
+    Parts,
+    Run,
+    expand,
+    filter_parts,
+    finish_in_chunks,
+    merge_runs,
+    ragged_arange,
+    sort_order,
+    sort_unique,
+    union_refs,
+)
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim  # noqa: B018 - glibc only
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _load_libc()
+
+
+def release_memory() -> None:
+    """Hands freed heap pages back to the OS.
+
+    glibc keeps the large temporaries of a merge in its heap after they are freed, which
+    would count as resident memory of the head until the next merge reuses them.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
 
 PAGE_SAMPLES = 1 << 16
 """Samples per compressed page."""
@@ -85,35 +126,49 @@ class Page:
 
 
 class SampleStore:
-    """Columns of committed samples for the head. Not thread-safe: the head locks around it."""
+    """Columns of committed samples for the head. Not thread-safe: the head locks around it.
 
-    def __init__(self, segment_samples: int = 1 << 20, *, cache_samples: int = 1 << 21) -> None:
+    Args:
+        segment_samples: Size of the open segment; when full it becomes a level-0 run.
+        fanout: How many runs of one level merge into one run of the next level.
+        dense_samples: Runs with at least this many samples per series are not merged
+            further (their per-series directory is cheap enough already).
+        max_run_samples: Nor are runs that would grow beyond this by a merge (a merge runs
+            inside the commit that fills the open segment, so it must stay short).
+    """
+
+    def __init__(
+        self,
+        segment_samples: int = 1 << 20,
+        *,
+        fanout: int = 4,
+        dense_samples: int = 64,
+        max_run_samples: int = 1 << 25,
+    ) -> None:
         self._cap = segment_samples
         self._refs = np.empty(segment_samples, dtype=np.uint32)
         self._ts = np.empty(segment_samples, dtype=np.int64)
         self._vals = np.empty(segment_samples, dtype=np.float64)
         self._n = 0
-        self._pages: list[Page] = []
-        self._cache: OrderedDict[Page, _Columns] = OrderedDict()
-        self._cache_samples = cache_samples
-        self._cached = 0
-        self._meta: tuple[npt.NDArray[np.int64], ...] | None = None
-        self._cache_lock = threading.Lock()
+        self._runs: list[Run] = []
+        self._fanout = fanout
+        self._dense = dense_samples
+        self._max_run = max_run_samples
 
     @property
     def num_samples(self) -> int:
-        """Samples held, open and compressed."""
-        return self._n + sum(p.n for p in self._pages)
+        """Samples held, open and encoded."""
+        return self._n + sum(r.n for r in self._runs)
 
     @property
     def num_pages(self) -> int:
-        """Compressed pages held."""
-        return len(self._pages)
+        """Encoded runs held."""
+        return len(self._runs)
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the open segment and the pages."""
-        return self._cap * 20 + sum(p.nbytes for p in self._pages)
+        """Bytes held by the open segment and the runs."""
+        return self._cap * 20 + sum(r.nbytes for r in self._runs)
 
     def append(
         self,
@@ -135,79 +190,56 @@ class SampleStore:
                 self.freeze()
 
     def freeze(self) -> None:
-        """Sorts the open segment and compresses it into pages."""
+        """Turns the open segment into a run, then merges runs as the levels fill up."""
         n = self._n
         if n == 0:
             return
-        refs, ts, vals = self._refs[:n], self._ts[:n], self._vals[:n]
-        order = np.lexsort((ts, refs))
-        self._pages.extend(_paginate(refs[order], ts[order], vals[order]))
-        self._meta = None
+        cols = sort_unique(self._refs[:n], self._ts[:n], self._vals[:n])
+        self._runs.append(Run.encode(*cols, level=0))
         self._n = 0
+        del cols
+        self._compact()
+        release_memory()
 
-    def _page_meta(self) -> tuple[npt.NDArray[np.int64], ...]:
-        """Ref and time bounds of every page as arrays (rebuilt after pages change)."""
-        if self._meta is None or len(self._meta[0]) != len(self._pages):
-            n = len(self._pages)
-            self._meta = tuple(
-                np.fromiter((getattr(p, f) for p in self._pages), dtype=np.int64, count=n)
-                for f in ("ref_min", "ref_max", "t_min", "t_max")
-            )
-        return self._meta
+    def _compact(self) -> None:
+        runs = self._runs
+        while runs:
+            last = runs[-1]
+            if last.n >= self._dense * last.num_series or last.n * self._fanout > self._max_run:
+                return
+            k = 0
+            while k < len(runs) and runs[-1 - k].level == last.level:
+                k += 1
+            if k < self._fanout:
+                return
+            tail = runs[-k:]
+            del runs[-k:]
+            runs.append(merge_runs(tail, last.level + 1))
+            del tail
 
-    def _page_columns(self, page: Page) -> _Columns:
-        with self._cache_lock:
-            cols = self._cache.get(page)
-            if cols is not None:
-                self._cache.move_to_end(page)
-                return cols
-        cols = page.decode()
-        with self._cache_lock:
-            if page not in self._cache:
-                self._cache[page] = cols
-                self._cached += page.n
-            while self._cached > self._cache_samples and len(self._cache) > 1:
-                old, _ = self._cache.popitem(last=False)
-                self._cached -= old.n
-        return cols
+    def snapshot(self, sel: npt.NDArray[np.bool_], mint: int, maxt: int) -> tuple[list[Run], Parts]:
+        """Returns the runs, and the open segment's selected samples in range (grouped).
 
-    def snapshot(
-        self, sel: npt.NDArray[np.bool_], mint: int, maxt: int
-    ) -> tuple[list[Page], _Columns]:
-        """Returns the pages that may hold selected samples, and the open segment's ones.
-
-        Cheap: call it under the head lock, then `read_pages` without it (pages are
+        Cheap: call it under the head lock, then `read_runs` without it (runs are
         immutable). `sel` is a boolean mask indexed by ref.
         """
         limit = len(sel)
-        pages: list[Page] = []
-        if self._pages:
-            counts = np.zeros(limit + 1, dtype=np.int64)
-            np.cumsum(sel, out=counts[1:])
-            ref_min, ref_max, t_min, t_max = self._page_meta()
-            lo = np.minimum(ref_min, limit)
-            hi = np.minimum(ref_max + 1, limit)
-            hit = (t_max >= mint) & (t_min <= maxt) & (counts[hi] > counts[lo])
-            pages = [self._pages[i] for i in np.flatnonzero(hit).tolist()]
+        runs = [r for r in self._runs if r.t_max >= mint and r.t_min <= maxt]
         n = self._n
         refs_o, ts_o = self._refs[:n], self._ts[:n]
         keep = sel[np.minimum(refs_o, limit - 1)] & (refs_o < limit)
         keep &= (ts_o >= mint) & (ts_o <= maxt)
-        return pages, (refs_o[keep], ts_o[keep], self._vals[:n][keep])
+        return runs, group_columns(refs_o[keep], ts_o[keep], self._vals[:n][keep])
 
-    def read_pages(
-        self, pages: list[Page], sel: npt.NDArray[np.bool_], mint: int, maxt: int
-    ) -> list[_Columns]:
-        """Decodes pages (through a small cache) and keeps the selected samples in range."""
-        limit = len(sel)
-        out: list[_Columns] = []
-        for page in pages:
-            refs, ts, vals = self._page_columns(page)
-            first = int(np.argmax(sel[page.ref_min :])) + page.ref_min
-            lo = int(np.searchsorted(refs, first))
-            r, t = refs[lo:], ts[lo:]
-            keep = sel[np.minimum(r, limit - 1)] & (r < limit) & (t >= mint) & (t <= maxt)
-            out.append((r[keep], t[keep], vals[lo:][keep]))
+    def read_runs(
+        self, runs: list[Run], sel: npt.NDArray[np.bool_], mint: int, maxt: int
+    ) -> list[Parts]:
+        """Decodes the selected series of runs, keeping the samples in [mint, maxt]."""
+        out: list[Parts] = []
+        for run in runs:
+            idx = run.series_for(sel, mint, maxt)
+            if len(idx):
+                out.append(filter_parts(run.decode(idx), mint, maxt))
         return out
 
     def gather(self, sel: npt.NDArray[np.bool_], mint: int, maxt: int) -> _Columns:
@@ -215,8 +247,10 @@ class SampleStore:
 
         `sel` is a boolean mask indexed by ref.
         """
-        pages, open_cols = self.snapshot(sel, mint, maxt)
-        return concat_columns([*self.read_pages(pages, sel, mint, maxt), open_cols])
+        runs, open_parts = self.snapshot(sel, mint, maxt)
+        return concat_columns(
+            [flat_columns(p) for p in [*self.read_runs(runs, sel, mint, maxt), open_parts]]
+        )
 
     def remove(
         self,
@@ -228,7 +262,7 @@ class SampleStore:
     ) -> int:
         """Removes the samples for which `drop(refs, ts)` is True; returns how many.
 
-        Only pages that overlap [mint, maxt] (and hold a ref set in `sel`, when given) are
+        Only runs that overlap [mint, maxt] (and hold a ref set in `sel`, when given) are
         decoded: `drop` must be False outside them.
         """
         removed = 0
@@ -244,57 +278,37 @@ class SampleStore:
                 self._vals[:m] = self._vals[:n][keep]
                 self._n = m
                 removed += k
-        pages: list[Page] = []
-        counts: npt.NDArray[np.int64] | None = None
-        if sel is not None:
-            counts = np.zeros(len(sel) + 1, dtype=np.int64)
-            np.cumsum(sel, out=counts[1:])
-        for page in self._pages:
-            if page.t_max < mint or page.t_min > maxt:
-                pages.append(page)
+        runs: list[Run] = []
+        for run in self._runs:
+            if run.t_max < mint or run.t_min > maxt:
+                runs.append(run)
                 continue
-            if counts is not None and sel is not None:
-                lo, hi = min(page.ref_min, len(sel)), min(page.ref_max + 1, len(sel))
-                if counts[hi] <= counts[lo]:
-                    pages.append(page)
-                    continue
-            refs, ts, vals = self._page_columns(page)
+            if sel is not None and len(run.series_for(sel, mint, maxt)) == 0:
+                runs.append(run)
+                continue
+            refs, ts, vals = flat_columns(run.decode())
             gone = drop(refs, ts)
             k = int(gone.sum())
             if k == 0:
-                pages.append(page)
+                runs.append(run)
                 continue
             removed += k
-            if k < page.n:
+            if k < run.n:
                 keep = ~gone
-                pages.extend(_paginate(refs[keep], ts[keep], vals[keep]))
-        self._pages = pages
-        self._meta = None
-        with self._cache_lock:
-            self._cache.clear()
-            self._cached = 0
+                runs.append(Run.encode(refs[keep], ts[keep], vals[keep], run.level))
+        self._runs = runs
         return removed
 
     def drop_before(self, mint: int) -> int:
         """Removes every sample older than `mint`; returns how many."""
-        removed = 0
-        survivors: list[Page] = []
-        for page in self._pages:
-            if page.t_max < mint:
-                removed += page.n
-            else:
-                survivors.append(page)
-        self._pages = survivors
-        self._meta = None
-        with self._cache_lock:
-            self._cache.clear()
-            self._cached = 0
+        removed = sum(r.n for r in self._runs if r.t_max < mint)
+        self._runs = [r for r in self._runs if r.t_max >= mint]
         return removed + self.remove(lambda _r, ts: ts < mint, maxt=mint - 1)
 
     def time_bounds(self) -> tuple[int, int] | None:
         """The lowest and highest timestamps held, or None when empty."""
-        lo: list[int] = [p.t_min for p in self._pages]
-        hi: list[int] = [p.t_max for p in self._pages]
+        lo: list[int] = [r.t_min for r in self._runs]
+        hi: list[int] = [r.t_max for r in self._runs]
         if self._n:
             lo.append(int(self._ts[: self._n].min()))
             hi.append(int(self._ts[: self._n].max()))
@@ -303,15 +317,28 @@ class SampleStore:
         return min(lo), max(hi)
 
 
-def _paginate(
-    refs: npt.NDArray[np.uint32], ts: npt.NDArray[np.int64], vals: npt.NDArray[np.float64]
-) -> list[Page]:
-    return [
-        Page.encode(
-            refs[i : i + PAGE_SAMPLES], ts[i : i + PAGE_SAMPLES], vals[i : i + PAGE_SAMPLES]
-        )
-        for i in range(0, len(refs), PAGE_SAMPLES)
-    ]
+def group_columns(
+    refs: npt.NDArray[Any], ts: npt.NDArray[np.int64], vals: npt.NDArray[np.float64]
+) -> Parts:
+    """Sorts samples in write order by (ref, timestamp), stably, into grouped form.
+
+    Repeated (ref, timestamp) pairs are kept (the earliest first).
+    """
+    if len(refs) == 0:
+        return (np.zeros(0, np.uint32), np.zeros(0, np.int64), ts[:0], vals[:0])
+    order = sort_order(refs, ts)
+    r = refs[order]
+    first = np.ones(len(r), dtype=np.bool_)
+    first[1:] = r[1:] != r[:-1]
+    starts = np.flatnonzero(first)
+    cnt = np.diff(np.append(starts, len(r))).astype(np.int64)
+    return r[starts].astype(np.uint32), cnt, ts[order], vals[order]
+
+
+def flat_columns(parts: Parts) -> _Columns:
+    """Turns grouped samples into (refs, timestamps, values) columns."""
+    refs, cnt, ts, vals = parts
+    return expand(refs, cnt).astype(np.uint32), ts, vals
 
 
 def concat_columns(parts: list[_Columns]) -> _Columns:
@@ -326,3 +353,98 @@ def concat_columns(parts: list[_Columns]) -> _Columns:
         np.concatenate([p[1] for p in parts]),
         np.concatenate([p[2] for p in parts]),
     )
+
+
+LabelOrder = Callable[[npt.NDArray[np.uint32]], npt.NDArray[np.intp]]
+"""Maps ascending series refs to the permutation that puts them in label order."""
+
+
+def read_selection(
+    runs: list[Run],
+    open_parts: Parts,
+    *,
+    sel: npt.NDArray[np.bool_],
+    mint: int,
+    maxt: int,
+    label_order: LabelOrder,
+    sel_refs: npt.NDArray[Any] | None = None,
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[Any]]:
+    """Reads the selected series in range straight into label order.
+
+    Returns (refs in label order, offsets, timestamps, values): each run's selected series
+    are unpacked directly to their final place, then one pass per output chunk turns the
+    words into samples. A series' samples are in write order of the runs (then the open
+    segment), each run's sorted by time; the caller sorts when these overlap.
+    `sel_refs` (the ascending refs set in `sel`) speeds up small selections.
+    """
+    picks = []
+    for run in runs:
+        idx = run.series_for(sel, mint, maxt, sel_refs)
+        if len(idx):
+            picks.append((run, idx, run.refs[idx], run.counts(idx)))
+    o_refs, o_cnt, o_ts, o_vals = open_parts
+    ref_lists = [p[2] for p in picks]
+    cnt_lists = [p[3] for p in picks]
+    if len(o_refs):
+        ref_lists.append(o_refs)
+        cnt_lists.append(o_cnt)
+    if not ref_lists:
+        return (np.zeros(0, np.uint32), np.zeros(1, np.int64), o_ts[:0], o_vals[:0])
+    uniq = union_refs(ref_lists)
+    order = label_order(uniq)
+    locs = [np.searchsorted(uniq, r) for r in ref_lists]
+    total = np.zeros(len(uniq), dtype=np.int64)
+    for k, c in zip(locs, cnt_lists, strict=True):
+        total[k] += c
+    offsets = np.zeros(len(uniq) + 1, dtype=np.int64)
+    np.cumsum(total[order], out=offsets[1:])
+    fill = np.empty(len(uniq), dtype=np.int64)
+    fill[order] = offsets[:-1]
+    m = int(offsets[-1])
+    zig = np.zeros(m, dtype=np.uint64)
+    x = np.zeros(m, dtype=np.uint64)
+    starts, counts, firsts, d_firsts, v_firsts = [], [], [], [], []
+    for (run, idx, _, c), k in zip(picks, locs, strict=False):
+        dst = fill[k]
+        fill[k] += c
+        run.unpack_into(idx, dst, zig, x)
+        starts.append(dst)
+        counts.append(c)
+        firsts.append(run.t_first[idx])
+        d_firsts.append(run.d_first[idx])
+        v_firsts.append(run.v_first[idx])
+    o_dst = np.zeros(0, dtype=np.int64)
+    if len(o_refs):
+        o_dst = fill[locs[-1]]
+        starts.append(o_dst)
+        counts.append(o_cnt)
+        firsts.append(np.zeros(len(o_cnt), dtype=np.int64))
+        d_firsts.append(np.zeros(len(o_cnt), dtype=np.int64))
+        v_firsts.append(np.zeros(len(o_cnt), dtype=np.uint64))
+    start, cnt = np.concatenate(starts), np.concatenate(counts)
+    t_first, d_first = np.concatenate(firsts), np.concatenate(d_firsts)
+    v_first = np.concatenate(v_firsts)
+    finish_in_chunks(
+        zig,
+        x,
+        offsets,
+        start=start,
+        cnt=cnt,
+        t_first=t_first,
+        d_first=d_first,
+        v_first=v_first,
+    )
+    ts, vals = zig.view(np.int64), x.view(np.float64)
+    if len(o_refs):
+        pos = ragged_arange(o_dst, o_cnt)
+        ts[pos] = o_ts
+        vals[pos] = o_vals
+    refs = uniq[order].astype(np.uint32)
+    keep = (ts >= mint) & (ts <= maxt)
+    if not keep.all():
+        kept = np.add.reduceat(keep, offsets[:-1], dtype=np.int64)
+        has = kept > 0
+        refs, ts, vals = refs[has], ts[keep], vals[keep]
+        offsets = np.zeros(len(refs) + 1, dtype=np.int64)
+        np.cumsum(kept[has], out=offsets[1:])
+    return refs, offsets, ts, vals
