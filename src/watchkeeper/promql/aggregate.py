@@ -58,19 +58,21 @@ def group_keys(
     labels: list[Labels], grouping: tuple[str, ...], without: bool
 ) -> tuple[I64, list[Labels]]:
     """Numbers each series by output group; returns (group ids, group label sets)."""
-    ids = np.empty(len(labels), dtype=np.int64)
-    index: dict[Labels, int] = {}
+    index: dict[tuple[tuple[str, str], ...], int] = {}
     out: list[Labels] = []
-    drop = (*grouping, METRIC_NAME)
-    for i, lb in enumerate(labels):
-        key = lb.without(*drop) if without else lb.keep(*grouping)
-        gid = index.get(key)
-        if gid is None:
-            gid = len(out)
-            index[key] = gid
-            out.append(key)
-        ids[i] = gid
-    return ids, out
+    ids: list[int] = []
+    names = frozenset((*grouping, METRIC_NAME)) if without else frozenset(grouping)
+    setdefault = index.setdefault
+    for lb in labels:
+        if without:
+            key = tuple(p for p in lb.pairs if p[0] not in names)
+        else:
+            key = tuple(p for p in lb.pairs if p[0] in names)
+        gid = setdefault(key, len(index))
+        if gid == len(out):
+            out.append(Labels.from_sorted_pairs(key))
+        ids.append(gid)
+    return np.fromiter(ids, dtype=np.int64, count=len(ids)), out
 
 
 def _reduce(ufunc: np.ufunc, values: npt.NDArray[Any], gid: I64, n_groups: int, fill: float) -> F64:

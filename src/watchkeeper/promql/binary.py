@@ -18,12 +18,15 @@ from watchkeeper.promql.errors import EvaluationError
 from watchkeeper.promql.eval_types import (
     F64,
     I64,
+    NAME_LABELS,
     EvalContext,
     EvalValue,
     ScalarV,
     VectorV,
     as_vector,
+    labels_without,
     merge_same_labels,
+    strip_names,
 )
 
 _ARITH: Final[dict[str, Callable[[F64, F64], F64]]] = {
@@ -71,7 +74,7 @@ def scalar_binop(op: str, a: F64, b: F64) -> F64:
 def _drop_name_labels(labels: list[Labels], ctx: EvalContext) -> list[Labels]:
     if ctx.delayed_name_removal:
         return labels
-    return [lb.without(METRIC_NAME, "__type__", "__unit__") for lb in labels]
+    return strip_names(labels)
 
 
 def vector_scalar(
@@ -102,18 +105,22 @@ def vector_scalar(
 
 
 def _signatures(labels: list[Labels], m: ast.VectorMatching) -> tuple[I64, list[Labels]]:
-    ids = np.empty(len(labels), dtype=np.int64)
-    index: dict[Labels, int] = {}
+    index: dict[tuple[tuple[str, str], ...], int] = {}
     keys: list[Labels] = []
-    for i, lb in enumerate(labels):
-        key = lb.keep(*m.labels) if m.on else lb.without(*m.labels, METRIC_NAME)
-        sid = index.get(key)
-        if sid is None:
-            sid = len(keys)
-            index[key] = sid
-            keys.append(key)
-        ids[i] = sid
-    return ids, keys
+    ids: list[int] = []
+    names = frozenset(m.labels) if m.on else frozenset((*m.labels, METRIC_NAME))
+    keep = m.on
+    setdefault = index.setdefault
+    for lb in labels:
+        if keep:
+            key = tuple(p for p in lb.pairs if p[0] in names)
+        else:
+            key = tuple(p for p in lb.pairs if p[0] not in names)
+        sid = setdefault(key, len(index))
+        if sid == len(keys):
+            keys.append(Labels.from_sorted_pairs(key))
+        ids.append(sid)
+    return np.fromiter(ids, dtype=np.int64, count=len(ids)), keys
 
 
 def _sig_table(sig: I64, present: np.ndarray, n_sigs: int) -> tuple[I64, I64]:
@@ -215,7 +222,7 @@ def _result_labels(
 ) -> Labels:
     lb = many_lb
     if drops and not ctx.delayed_name_removal:
-        lb = lb.without(METRIC_NAME, "__type__", "__unit__")
+        lb = labels_without(lb, NAME_LABELS)
     if m.card is ast.Cardinality.ONE_TO_ONE:
         lb = lb.keep(*m.labels) if m.on else lb.without(*m.labels)
     if m.include:

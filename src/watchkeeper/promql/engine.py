@@ -62,6 +62,10 @@ class EngineOptions:
     default_subquery_step_ms: int = 60_000
 
 
+PARSE_CACHE_SIZE = 4096
+"""How many parsed queries an engine keeps (the cache is emptied when full)."""
+
+
 class Engine:
     """Evaluates PromQL over a `Queryable`; safe to share between threads."""
 
@@ -70,18 +74,29 @@ class Engine:
         self.queryable = queryable
         self.options = options or EngineOptions()
         self._slots = threading.BoundedSemaphore(max(1, self.options.max_concurrency))
+        self._parsed: dict[str, ast.Expr] = {}
 
     def parse(self, query: str) -> ast.Expr:
         """Parses a query with this engine's feature flags.
 
+        ASTs are immutable, so parsed queries are cached by their text: dashboards and
+        rules send the same queries again and again.
+
         Raises:
             ParseError: when the query does not parse or fails type checks.
         """
-        return parse_expr(
+        expr = self._parsed.get(query)
+        if expr is not None:
+            return expr
+        expr = parse_expr(
             query,
             enable_experimental_functions=self.options.enable_experimental_functions,
             enable_duration_expressions=self.options.enable_duration_expressions,
         )
+        if len(self._parsed) >= PARSE_CACHE_SIZE:
+            self._parsed.clear()
+        self._parsed[query] = expr
+        return expr
 
     def instant_query(
         self, query: str, time_ms: int, *, lookback_delta_ms: int | None = None

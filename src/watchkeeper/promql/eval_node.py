@@ -32,6 +32,7 @@ from watchkeeper.promql.eval_types import (
     as_scalar,
     as_vector,
     drop_name,
+    strip_names,
 )
 from watchkeeper.promql.functions import INSTANT_FUNCTIONS, absent_labels
 from watchkeeper.promql.kernels import RANGE_FUNCTIONS
@@ -166,8 +167,8 @@ def eval_range_function(call: ast.Call, mi: int, ctx: EvalContext) -> VectorV:
     vec = VectorV(list(mat.labels), out, present, mat.drop_name.copy())
     vec = vec.nonempty()
     if name in ("rate", "increase"):
-        for lb in vec.labels:
-            metric = lb.get(METRIC_NAME)
+        # Each metric name once, in order of first appearance (annotations keep order).
+        for metric in dict.fromkeys(lb.get(METRIC_NAME) for lb in vec.labels):
             if metric and not metric.endswith(_COUNTER_SUFFIXES):
                 ctx.info(
                     "metric might not be a counter, name does not end in "
@@ -178,7 +179,7 @@ def eval_range_function(call: ast.Call, mi: int, ctx: EvalContext) -> VectorV:
         return vec
     if ctx.delayed_name_removal:
         return VectorV(vec.labels, vec.values, vec.present, np.ones(len(vec.labels), np.bool_))
-    labels = [lb.without(METRIC_NAME, "__type__", "__unit__") for lb in vec.labels]
+    labels = strip_names(vec.labels)
     if len(set(labels)) != len(labels):
         raise EvaluationError(DUPLICATE_LABELSET)
     return VectorV(labels, vec.values, vec.present, np.zeros(len(labels), np.bool_))

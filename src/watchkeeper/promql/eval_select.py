@@ -65,30 +65,50 @@ def _drop_stale(ss: SeriesSet) -> SeriesSet:
     return SeriesSet(ss.labels, offsets, ss.timestamps_ms[keep], ss.values[keep], ss.warnings)
 
 
+def _first_step_at_or_after(times: I64, timestamps_ms: I64) -> I64:
+    """For each timestamp, the first index j with times[j] >= it (len(times) if none)."""
+    k = len(times)
+    if k > 1:
+        step = int(times[1] - times[0])
+        if step > 0 and bool((np.diff(times) == step).all()):
+            # Evenly spaced steps: ceil((ts - t0) / step), clipped, with no search at all.
+            pos: I64 = np.subtract(times[0], timestamps_ms)
+            pos //= step
+            np.negative(pos, out=pos)
+            np.clip(pos, 0, k, out=pos)
+            return pos
+    out: I64 = np.searchsorted(times, timestamps_ms, side="left").astype(np.int64, copy=False)
+    return out
+
+
 def latest_samples(
     timestamps_ms: I64, offsets: I64, times: I64, lookback_ms: int
 ) -> tuple[I64, Bool]:
     """Index of each series' newest sample in (t - lookback, t] for every time t.
 
-    Returns (index, present), each (n_series, n_steps); index is 0 where not present.
-    One `np.searchsorted` covers every series and step: each series is shifted into its
-    own band of keys, so the newest sample at or before t is the insertion point minus one.
+    Returns (index, present), each (n_series, n_steps); index is meaningless where not present.
+    `times` must be non-decreasing (steps, or one `@` time repeated). Rather than searching
+    every (series, step) in the samples, each sample finds the first step it can serve with
+    one `np.searchsorted` into the short `times` array (cache-resident); the last sample of
+    each (series, step) cell is scattered into the grid, and a running maximum along the
+    steps carries it forward to the following steps, as sample indices grow with time.
     """
     n, k = len(offsets) - 1, len(times)
-    if len(timestamps_ms) == 0 or n == 0:
+    n_samples = len(timestamps_ms)
+    if n_samples == 0 or n == 0:
         return np.zeros((n, k), dtype=np.int64), np.zeros((n, k), dtype=np.bool_)
-    t_min = min(int(timestamps_ms.min()), int(times.min()))
-    span = max(int(timestamps_ms.max()), int(times.max())) - t_min + 2
-    if span * n >= (1 << 62):
-        lo, hi = window_bounds(timestamps_ms, offsets, times, lookback_ms)
-        present = hi > lo
-        return np.where(present, hi - 1, 0), present
-    base = np.arange(n, dtype=np.int64) * np.int64(span) - np.int64(t_min)
-    keys = np.repeat(base, np.diff(offsets))
-    keys += timestamps_ms
-    idx = np.searchsorted(keys, base[:, None] + times[None, :], side="right").astype(np.int64)
-    idx -= 1
-    present = idx >= offsets[:-1, None]
+    pos = _first_step_at_or_after(times, timestamps_ms)
+    sid = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
+    last = np.empty(n_samples, dtype=np.bool_)
+    np.not_equal(pos[1:], pos[:-1], out=last[:-1])
+    last[:-1] |= sid[1:] != sid[:-1]
+    last[-1] = True
+    last &= pos < k
+    chosen = np.flatnonzero(last)
+    idx = np.full((n, k), -1, dtype=np.int64)
+    idx[sid[chosen], pos[chosen]] = chosen
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    present = idx >= 0
     np.maximum(idx, 0, out=idx)
     present &= timestamps_ms[idx] > (times - np.int64(lookback_ms))[None, :]
     return idx, present

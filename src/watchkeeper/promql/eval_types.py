@@ -24,6 +24,28 @@ Bool = npt.NDArray[np.bool_]
 
 DUPLICATE_LABELSET = "vector cannot contain metrics with the same labelset"
 
+NAME_LABELS: frozenset[str] = frozenset((METRIC_NAME, "__type__", "__unit__"))
+"""The labels an operation that changes a value's meaning removes (name, type, unit)."""
+
+
+def labels_without(lb: Labels, names: frozenset[str]) -> Labels:
+    """`lb` without the given label names; `lb` itself when it has none of them."""
+    pairs = lb.pairs
+    kept = tuple(p for p in pairs if p[0] not in names)
+    return lb if len(kept) == len(pairs) else Labels.from_sorted_pairs(kept)
+
+
+def labels_keep(lb: Labels, names: frozenset[str]) -> Labels:
+    """`lb` with only the given label names; `lb` itself when it has no others."""
+    pairs = lb.pairs
+    kept = tuple(p for p in pairs if p[0] in names)
+    return lb if len(kept) == len(pairs) else Labels.from_sorted_pairs(kept)
+
+
+def strip_names(labels: list[Labels]) -> list[Labels]:
+    """Every label set without its metric name, type and unit."""
+    return [labels_without(lb, NAME_LABELS) for lb in labels]
+
 
 @dataclass(slots=True)
 class ScalarV:
@@ -176,7 +198,7 @@ def drop_name(vec: VectorV, ctx: EvalContext) -> VectorV:
     """Drops (or, with delayed name removal, flags) the metric name of every series."""
     if ctx.delayed_name_removal:
         return VectorV(vec.labels, vec.values, vec.present, np.ones(len(vec.labels), np.bool_))
-    labels = [lb.without(METRIC_NAME, "__type__", "__unit__") for lb in vec.labels]
+    labels = strip_names(vec.labels)
     return merge_same_labels(
         VectorV(labels, vec.values, vec.present, np.zeros(len(labels), np.bool_))
     )
@@ -220,7 +242,7 @@ def finalize_names(vec: VectorV) -> VectorV:
     if not vec.drop_name.any():
         return vec
     labels = [
-        lb.without(METRIC_NAME, "__type__", "__unit__") if d else lb
+        labels_without(lb, NAME_LABELS) if d else lb
         for lb, d in zip(vec.labels, vec.drop_name.tolist(), strict=True)
     ]
     return merge_same_labels(

@@ -261,18 +261,21 @@ class Group:
         sample_ts = ts_ms - self.query_offset_ms
         flush_after = self._flush_points()
         pending = _PendingWrites()
+        evaluations = metrics.evaluations.labels(key)
+        observe = metrics.evaluation_duration.observe
+        query = self.opts.query
         for i, rule in enumerate(self.rules):
             start = time.perf_counter()
-            metrics.evaluations.labels(key).inc()
+            evaluations.inc()
             error = ""
             vector = InstantVector.empty(sample_ts)
             try:
                 if isinstance(rule, RecordingRule):
-                    vector = rule.eval(sample_ts, self.opts.query, self.limit)
+                    vector = rule.eval(sample_ts, query, self.limit)
                 else:
                     vector = rule.eval(
                         ts_ms,
-                        self.opts.query,
+                        query,
                         query_offset_ms=self.query_offset_ms,
                         limit=self.limit,
                         ctx=self.opts.template,
@@ -298,7 +301,7 @@ class Group:
             if flush_after[i]:
                 self._write(pending, sample_ts)
             duration = time.perf_counter() - start
-            metrics.evaluation_duration.observe(duration)
+            observe(duration)
             rule.record_evaluation(self.opts.clock.now_ms(), duration, error, len(vector))
             total_samples += len(vector)
         if self._orphans:

@@ -15,6 +15,8 @@ class RecordingRule(BaseRule):
     """
 
     rule_type = "recording"
+    _relabeled: dict[Labels, Labels] = {}  # noqa: RUF012 - replaced per instance by eval
+    _relabeled_key: tuple[str, Labels] | None = None
 
     def eval(self, ts_ms: int, query: QueryFunc, limit: int = 0) -> InstantVector:
         """Evaluates the rule at `ts_ms` and returns the samples to record.
@@ -24,18 +26,27 @@ class RecordingRule(BaseRule):
             PromQLError: when the query fails.
         """
         result = query(self.query, ts_ms)
-        extra = dict(self.labels.pairs)
-        extra[METRIC_NAME] = self.name
+        key = (self.name, self.labels)
+        prev = self._relabeled if self._relabeled_key == key else {}
+        extra: dict[str, str] | None = None
+        # Rules see the same series every interval: last evaluation's output label sets are
+        # reused, and only new input series are relabeled.
+        cache: dict[Labels, Labels] = {}
         out: list[Labels] = []
-        seen: set[Labels] = set()
         for lbls in result.labels:
-            new = lbls.with_mapping(extra)
-            if new in seen:
-                raise RuleError(
-                    "vector contains metrics with the same labelset after applying rule labels"
-                )
-            seen.add(new)
+            new = prev.get(lbls)
+            if new is None:
+                if extra is None:
+                    extra = dict(self.labels.pairs)
+                    extra[METRIC_NAME] = self.name
+                new = lbls.with_mapping(extra)
+            cache[lbls] = new
             out.append(new)
+        if len(set(out)) != len(out):
+            raise RuleError(
+                "vector contains metrics with the same labelset after applying rule labels"
+            )
+        self._relabeled, self._relabeled_key = cache, key
         if limit > 0 and len(out) > limit:
             raise RuleError(f"exceeded limit of {limit} with {len(out)} series")
         return InstantVector(out, result.values, result.timestamp_ms)
