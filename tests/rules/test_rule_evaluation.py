@@ -152,6 +152,18 @@ def test_templates_expand_labels_value_and_external_labels() -> None:
     assert alert.annotations.get("summary") == "h1 is 3 in eu"
 
 
+def test_templates_see_the_metric_name_but_the_alert_labels_do_not() -> None:
+    q = ScriptedQuery()
+    q.set("x", ({"__name__": "up", "instance": "h1"}, 0.0))
+    rule = AlertingRule(
+        "Down", "x", annotations=Labels.from_strings("summary", "{{ $labels.__name__ }} is 0")
+    )
+    rule.eval(0, q, ctx=TemplateContext({}, "http://x", q))
+    (alert,) = rule.active_alerts()
+    assert alert.annotations.get("summary") == "up is 0"
+    assert alert.labels.as_dict() == {"alertname": "Down", "instance": "h1"}
+
+
 def test_a_template_that_fails_puts_the_error_in_the_annotation_and_the_alert_still_fires() -> None:
     q = ScriptedQuery()
     q.set("x", ({"instance": "h1"}, 3.0))

@@ -172,7 +172,9 @@ class AlertingRule(BaseRule):
         result = query(self.query, ts_ms - query_offset_ms)
         fresh: dict[Labels, Alert] = {}
         for lbls, value in zip(result.labels, result.values.tolist(), strict=True):
-            sample_labels = lbls.without_name().as_dict()
+            # NB: templates see the sample's metric name as $labels.__name__, as in
+            # Prometheus; the alert's own labels drop it.
+            sample_labels = lbls.as_dict()
             updates = {k: self._expand(v, sample_labels, value, ctx, ts_ms) for k, v in self.labels}
             updates["alertname"] = self.name
             alert_labels = lbls.without_name().with_mapping(updates)
