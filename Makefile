@@ -48,8 +48,15 @@ pytest: setup ui
 
 test: check pytest
 
-bench: setup
-	$(BIN)/python benchmarks/run_all.py
+# Every benchmark, side by side with the reference where it has one; BENCH_FLAGS=--quick
+# for a short run. Figures go in benchmarks/README.md by hand.
+BENCH_FLAGS ?=
+bench: setup ui
+	@for script in tsdb tsdb_head scrape exposition promql promql_engine api rules; do \
+	  echo "== benchmarks/$$script.py"; \
+	  $(BIN)/python benchmarks/$$script.py $(if $(filter --quick,$(BENCH_FLAGS)),$$( \
+	    grep -q -- --quick benchmarks/$$script.py && echo --quick),) || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) $(UI_DIR)/node_modules $(UI_DIR)/dist .mypy_cache .ruff_cache
