@@ -1,16 +1,25 @@
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from watchkeeper.config.prometheus import parse_config
 from watchkeeper.discovery.targetgroup import TargetGroup
 from watchkeeper.instrument.metrics import Registry
+from watchkeeper.model.exposition import ExpositionParseError, parse_series_text
 from watchkeeper.model.labels import Labels
 from watchkeeper.model.value import is_stale_nan
-from watchkeeper.scrape.loop import LoopContext, ScrapeLoop, mutate_sample_labels
+from watchkeeper.scrape.loop import (
+    LoopContext,
+    ScrapeLoop,
+    mutate_sample_labels,
+    sample_labels,
+)
 from watchkeeper.scrape.metrics import ScrapeMetrics
 from watchkeeper.scrape.options import ScrapeOptions
 from watchkeeper.scrape.scraper import Scraper
@@ -149,6 +158,33 @@ def test_scraped_labels_that_clash_with_target_labels_become_exported() -> None:
     assert mutate_sample_labels(scraped, target, honor=True) == Labels.from_dict(
         {"__name__": "m", "job": "x", "exported_job": "y", "instance": "i"}
     )
+
+
+_LABEL_NAMES = st.sampled_from(["job", "instance", "exported_job", "a", "__name__", "le"])
+_LABEL_VALUES = st.sampled_from(["", "x", "j", 'q\\"', "1.0"])
+
+
+@given(
+    st.lists(st.tuples(_LABEL_NAMES, _LABEL_VALUES), max_size=4),
+    st.sampled_from(["m", "up", ""]),
+    st.dictionaries(st.sampled_from(["job", "instance", "a"]), st.sampled_from(["j", "i"])),
+    st.booleans(),
+)
+def test_cache_miss_labels_equal_parsing_then_adding_target_labels(
+    pairs: list[tuple[str, str]], name: str, target: dict[str, str], honor: bool
+) -> None:
+    body = ",".join(f'{n}="{v}"' for n, v in pairs)
+    text = f"{name}{{{body}}}" if pairs or not name else name
+    tlabels = Labels.from_dict(target)
+    try:
+        want = mutate_sample_labels(parse_series_text(text), tlabels, honor=honor)
+    except ExpositionParseError as exc:
+        with pytest.raises(ExpositionParseError, match=re.escape(str(exc))):
+            sample_labels(text, tlabels, honor=honor)
+        return
+    got, _ = sample_labels(text, tlabels, honor=honor)
+    assert got == want
+    assert got.pairs == want.pairs
 
 
 async def test_honor_labels_keeps_scraped_values(

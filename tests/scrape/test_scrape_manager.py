@@ -163,7 +163,10 @@ async def test_a_target_that_goes_away_gets_staleness_markers(target_server: Tar
     )
     task = asyncio.create_task(m.run())
     try:
-        await wait_for(lambda: any(t.last_scrape_ms for t in m.active_targets()))
+        # NB: a successful scrape, not just any: an 80 ms timeout can expire on a busy machine.
+        await wait_for(
+            lambda: any(t.last_scrape_ms and not t.last_error for t in m.active_targets())
+        )
         await m.sync({"a": []})
         await m.wait_staleness()
         got = dump(storage)

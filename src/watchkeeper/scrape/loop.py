@@ -28,10 +28,11 @@ from watchkeeper.model.clock import Clock
 from watchkeeper.model.exposition import (
     NO_TIMESTAMP,
     ExpositionParseError,
+    ExpositionParser,
     ParsedExposition,
-    parse_exposition,
     parse_series_text,
 )
+from watchkeeper.model.exposition.series import simple_series_pairs
 from watchkeeper.model.labels import METRIC_NAME, Labels
 from watchkeeper.model.value import STALE_NAN
 from watchkeeper.scrape.metrics import ScrapeMetrics, go_duration
@@ -103,7 +104,11 @@ def mutate_sample_labels(lset: Labels, target: Labels, *, honor: bool) -> Labels
     """
     if not len(target):
         return lset
-    scraped = lset.pairs
+    return _mutate_pairs(lset.pairs, target, honor=honor)
+
+
+def _mutate_pairs(scraped: tuple[tuple[str, str], ...], target: Labels, *, honor: bool) -> Labels:
+    """mutate_sample_labels on sorted pairs without empty values (no Labels built first)."""
     names = {n for n, _ in scraped}
     if honor:
         extra = tuple(p for p in target.pairs if p[0] not in names)
@@ -111,7 +116,7 @@ def mutate_sample_labels(lset: Labels, target: Labels, *, honor: bool) -> Labels
     if names.isdisjoint(n for n, _ in target.pairs):
         # NB: the common case: no clash, both sides are valid pairs, so just merge them.
         return Labels.from_sorted_pairs(tuple(sorted(scraped + target.pairs)))
-    d = lset.as_dict()
+    d = dict(scraped)
     conflicts: list[tuple[str, str]] = []
     for name, value in target.pairs:
         existing = d.get(name, "")
@@ -127,6 +132,26 @@ def mutate_sample_labels(lset: Labels, target: Labels, *, honor: bool) -> Labels
                 d[new] = value
                 break
     return Labels(d.items())
+
+
+def sample_labels(text: str, target: Labels, *, honor: bool) -> tuple[Labels, bool]:
+    """The labels of a scraped series text with the target's added (a cache miss).
+
+    Exactly `mutate_sample_labels(parse_series_text(text), ...)`, faster for plain texts
+    (no Labels built twice). Returns (labels, whether the quick path made them, so that
+    they surely have a metric name).
+
+    Raises:
+        ExpositionParseError: when the text is malformed or repeats a label name.
+    """
+    pairs = simple_series_pairs(text)
+    if pairs is None or len({n for n, _ in pairs}) != len(pairs):
+        return mutate_sample_labels(parse_series_text(text), target, honor=honor), False
+    pairs.sort()
+    scraped = tuple(p for p in pairs if p[1])
+    if not len(target):
+        return Labels.from_sorted_pairs(scraped), True
+    return _mutate_pairs(scraped, target, honor=honor), True
 
 
 def check_label_limits(lset: Labels, cfg: ScrapeConfig) -> None:
@@ -176,6 +201,7 @@ class ScrapeLoop:
         self.target = target
         self.ctx = ctx
         self._cache: dict[str, int] = {}
+        self._parser = ExpositionParser()
         self._prev: npt.NDArray[np.int64] = _EMPTY_REFS
         self._prev_source: npt.NDArray[np.int64] | None = None
         self._last_texts: list[str] = []
@@ -324,7 +350,7 @@ class ScrapeLoop:
 
     def _parse(self, body: bytes, content_type: str) -> ParsedExposition:
         fallback = self.ctx.cfg.fallback_scrape_protocol or None
-        return parse_exposition(body, content_type, fallback=fallback, validate_series=False)
+        return self._parser.parse(body, content_type, fallback=fallback, validate_series=False)
 
     def _resolve_misses(
         self, app: Appender, texts: Sequence[str], refs: npt.NDArray[np.int64]
@@ -335,6 +361,8 @@ class ScrapeLoop:
             return 0
         cfg = self.ctx.cfg
         target_labels = self.target.public_labels
+        relabel_configs = cfg.metric_relabel_configs
+        limits = cfg.label_limit or cfg.label_name_length_limit or cfg.label_value_length_limit
         new_index: dict[str, int] = {}
         new_labels: list[Labels] = []
         positions: list[tuple[int, int]] = []
@@ -342,22 +370,20 @@ class ScrapeLoop:
             text = texts[i]
             j = new_index.get(text)
             if j is None:
-                lset: Labels | None = mutate_sample_labels(
-                    parse_series_text(text), target_labels, honor=cfg.honor_labels
-                )
-                if cfg.metric_relabel_configs and lset is not None:
-                    lset = relabel(lset, cfg.metric_relabel_configs)
+                merged, quick = sample_labels(text, target_labels, honor=cfg.honor_labels)
+                lset = relabel(merged, relabel_configs) if relabel_configs else merged
                 if lset is None or not len(lset):
                     self._cache[text] = _DROPPED
                     refs[i] = _DROPPED
                     continue
-                if not lset.has(METRIC_NAME):
+                if (relabel_configs or not quick) and not lset.has(METRIC_NAME):
                     raise ScrapeError("missing metric name (__name__ label)")
-                try:
-                    check_label_limits(lset, cfg)
-                except LimitError:
-                    self.ctx.metrics.exceeded_label_limits.inc()
-                    raise
+                if limits:
+                    try:
+                        check_label_limits(lset, cfg)
+                    except LimitError:
+                        self.ctx.metrics.exceeded_label_limits.inc()
+                        raise
                 j = len(new_labels)
                 new_index[text] = j
                 new_labels.append(lset)

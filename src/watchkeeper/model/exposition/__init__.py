@@ -4,6 +4,7 @@ from watchkeeper.model.exposition.parser import (
     OPENMETRICS_MEDIA_TYPE,
     SCRAPE_PROTOCOL_HEADERS,
     TEXT_MEDIA_TYPE,
+    ExpositionParser,
     media_type_for,
     parse_exposition,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "TEXT_MEDIA_TYPE",
     "Exemplar",
     "ExpositionParseError",
+    "ExpositionParser",
     "MetricFamily",
     "MetricMetadata",
     "ParsedExposition",

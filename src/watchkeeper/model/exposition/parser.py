@@ -5,13 +5,16 @@ splits the ordinary lines (`series value [timestamp]` with single spaces) with s
 converts the value column at once. Comments, blank lines and unusual lines (tabs, escapes,
 exemplars, spaces inside label values) go through the careful per-line parser in lines.py,
 which also produces every error message. Next stop for the result: the scrape cache, which
-maps each series text to a series ref and calls `parse_series_text` on a miss.
+maps each series text to a series ref and calls `parse_series_text` on a miss. A scrape
+loop keeps an `ExpositionParser`, which remembers the last body's layout and, while it
+repeats, parses only the values.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from itertools import chain
 from operator import itemgetter
 from typing import Final
 
@@ -139,21 +142,178 @@ def parse_exposition(
     Raises:
         ExpositionParseError: with the 1-based line and Prometheus's reason.
     """
-    media, warning = media_type_for(content_type, fallback)
-    if media == PROTOBUF_MEDIA_TYPE:
-        raise ExpositionParseError("the protobuf exposition format is not supported")
-    om = media == OPENMETRICS_MEDIA_TYPE
+    return ExpositionParser(remember=False).parse(
+        body,
+        content_type,
+        fallback=fallback,
+        validate_series=validate_series,
+        skip_created_series=skip_created_series,
+    )
+
+
+def _decode(body: bytes) -> str:
     try:
-        text = body.decode("utf-8")
+        return body.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = body.count(b"\n", 0, exc.start) + 1
         bad = body[exc.start : exc.end]
         raise ExpositionParseError(f"invalid UTF-8 byte sequence {bad!r}", line) from None
-    parser = _Parser(text, om=om, validate_series=validate_series)
-    result = parser.run()
-    if om and skip_created_series and result.created_timestamps_ms is not None:
-        result = _drop_created(result, parser.created_mask)
-    return dataclasses.replace(result, content_type=media, warnings=(warning,) if warning else ())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Layout:
+    """The line layout of a body whose sample lines are all plain `series value`.
+
+    Lines are kept as runs (slices of the body's lines), not per-line indices, so a target's
+    layout costs memory per family, not per series; the series texts are shared with the
+    parse result (and so with the scrape cache).
+    """
+
+    om: bool
+    validated: bool
+    n_lines: int
+    fixed_runs: tuple[slice, ...]
+    fixed_lines: list[str]
+    sample_runs: tuple[slice, ...]
+    raw: list[str]
+    raw_chars: int
+    fixed_chars: int
+    series: list[str]
+    metadata: dict[str, MetricMetadata]
+
+
+def _runs(mask: npt.NDArray[np.bool_]) -> tuple[slice, ...]:
+    """The runs of True in mask, as slices."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.view(np.int8), [0]))))
+    return tuple(
+        slice(lo, hi) for lo, hi in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True)
+    )
+
+
+def _gather(lines: list[str], runs: tuple[slice, ...]) -> list[str]:
+    """The lines in the runs, in order."""
+    if len(runs) == 1:
+        return lines[runs[0]]
+    return list(chain.from_iterable(map(lines.__getitem__, runs)))
+
+
+class ExpositionParser:
+    """Parses successive bodies of one source (one scrape target), fastest when they repeat.
+
+    Most targets expose the same lines every time with only the values changed. After a
+    body whose samples are all plain `series value` lines, the parser remembers its layout;
+    the next body is split into lines and, when its comment lines are identical and every
+    sample line starts with the same series text, only the values are parsed (no numpy
+    scanning, no series work). Anything else, and any doubt, takes the full parse, so the
+    result is always exactly what `parse_exposition` returns.
+    """
+
+    def __init__(self, *, remember: bool = True) -> None:
+        """Starts with no layout; with remember=False it never keeps one (one-off parses)."""
+        self._remember = remember
+        self._layout: _Layout | None = None
+
+    def parse(
+        self,
+        body: bytes,
+        content_type: str,
+        *,
+        fallback: str | None = None,
+        validate_series: bool = True,
+        skip_created_series: bool = False,
+    ) -> ParsedExposition:
+        """Parses one body; arguments and errors as for `parse_exposition`.
+
+        Raises:
+            ExpositionParseError: with the 1-based line and Prometheus's reason.
+        """
+        media, warning = media_type_for(content_type, fallback)
+        if media == PROTOBUF_MEDIA_TYPE:
+            raise ExpositionParseError("the protobuf exposition format is not supported")
+        om = media == OPENMETRICS_MEDIA_TYPE
+        text = _decode(body)
+        warnings = (warning,) if warning else ()
+        layout = self._layout
+        if layout is not None and layout.om == om and (layout.validated or not validate_series):
+            quick = _parse_with_layout(text, layout, media, warnings)
+            if quick is not None:
+                return quick
+        parser = _Parser(text, om=om, validate_series=validate_series)
+        try:
+            result = parser.run()
+        except ExpositionParseError:
+            self._layout = None
+            raise
+        if self._remember:
+            self._layout = _layout_of(text, parser, result, om=om, validated=validate_series)
+        if om and skip_created_series and result.created_timestamps_ms is not None:
+            result = _drop_created(result, parser.created_mask)
+        return dataclasses.replace(result, content_type=media, warnings=warnings)
+
+
+def _layout_of(
+    text: str, parser: _Parser, result: ParsedExposition, *, om: bool, validated: bool
+) -> _Layout | None:
+    """The layout of a fully parsed body, or None when it is not plain enough to reuse."""
+    plain = parser.plain_samples
+    if plain is None or not len(plain[1]) or result.exemplars:
+        return None
+    if result.created_timestamps_ms is not None or (om and "_created" in text):
+        return None  # NB: whether _created values count depends on the values.
+    sample_idx, raw = plain
+    lines = text.split("\n")
+    is_sample = np.zeros(len(lines), dtype=np.bool_)
+    is_sample[sample_idx] = True
+    fixed_runs = _runs(~is_sample)
+    sample_runs = _runs(is_sample)
+    fixed_lines = _gather(lines, fixed_runs)
+    return _Layout(
+        om=om,
+        validated=validated,
+        n_lines=len(lines),
+        fixed_runs=fixed_runs,
+        fixed_lines=fixed_lines,
+        sample_runs=sample_runs,
+        raw=raw,
+        raw_chars=sum(map(len, raw)),
+        fixed_chars=sum(map(len, fixed_lines)),
+        series=list(result.series_text),
+        metadata=dict(result.metadata),
+    )
+
+
+def _parse_with_layout(
+    text: str, layout: _Layout, media: str, warnings: tuple[str, ...]
+) -> ParsedExposition | None:
+    """Parses a body laid out as the last one (only values changed); None when it is not."""
+    lines = text.split("\n")
+    if len(lines) != layout.n_lines or _gather(lines, layout.fixed_runs) != layout.fixed_lines:
+        return None
+    n = len(layout.raw)
+    rests = list(map(str.removeprefix, _gather(lines, layout.sample_runs), layout.raw))
+    joined = "\n".join(rests)
+    # NB: removeprefix leaves a line whole when it does not start with its series, so the
+    # rests are exactly as long as the sample lines less the series texts only if all did.
+    sample_chars = len(text) - len(lines) + 1 - layout.fixed_chars
+    if len(joined) - n + 1 != sample_chars - layout.raw_chars:
+        return None
+    # Each rest must be one space and a value: then the spaces are exactly n, one per rest.
+    if not joined.startswith(" ") or joined.count(" ") != n or joined.count("\n ") != n - 1:
+        return None
+    values = _spaced_floats(rests, joined)
+    if values is None:
+        return None
+    nan = np.isnan(values)
+    if nan.any():
+        values.view(np.uint64)[nan] = np.uint64(NORMAL_NAN_BITS)
+    return ParsedExposition(
+        series_text=list(layout.series),
+        values=values,
+        timestamps_ms=np.full(n, NO_TIMESTAMP, dtype=np.int64),
+        metadata=dict(layout.metadata),
+        content_type=media,
+        warnings=warnings,
+    )
 
 
 def _count_in(
@@ -176,6 +336,7 @@ def _pick(seq: list[str], idx: npt.NDArray[np.intp]) -> list[str]:
 _META_FAST_RE: Final = re.compile(r"# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) ([^\\]*)")
 _FLOAT_CHARS: Final = b"0123456789.eE+-\n"
 _DIGIT_CHARS: Final = b"0123456789\n"
+_SPACED_FLOAT_CHARS: Final = b"0123456789.eE+-\n "
 
 
 def _floats(tokens: list[str]) -> npt.NDArray[np.float64] | None:
@@ -202,6 +363,27 @@ def _floats(tokens: list[str]) -> npt.NDArray[np.float64] | None:
     return values
 
 
+def _spaced_floats(rests: list[str], joined: str) -> npt.NDArray[np.float64] | None:
+    """Converts " value" strings (joined: them with newlines) in the common spellings only.
+
+    Digits, ".", "e", signs, NaN and ±Inf; anything else (rarer spellings that Go accepts
+    too, and every error) answers None, for the full parse to handle.
+    """
+    plain = joined.replace("NaN", "").replace("+Inf", "").replace("-Inf", "")
+    if not plain.isascii() or plain.encode("ascii").translate(None, _SPACED_FLOAT_CHARS):
+        return None
+    if "+NaN" in joined or "-NaN" in joined:
+        return None
+    try:
+        values = np.fromiter(map(float, rests), dtype=np.float64, count=len(rests))
+    except ValueError:
+        return None
+    inf = np.isinf(values)
+    if inf.any() and any("n" not in rests[i].lower() for i in np.flatnonzero(inf).tolist()):
+        return None  # NB: Go reports overflow ("value out of range") where Python says inf.
+    return values
+
+
 def _bad_floats(tokens: list[str]) -> npt.NDArray[np.intp]:
     """Positions of tokens that are not valid Go floats (the slow, exact check)."""
     bad = []
@@ -223,6 +405,9 @@ class _Parser:
         self.created_mask: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
         self.starts = np.zeros(0, dtype=np.intp)
         self.ends = np.zeros(0, dtype=np.intp)
+        # Set by `_assemble` when every sample line is plain `series value`: the line
+        # indices of the samples and their series as written (before le/quantile rewrites).
+        self.plain_samples: tuple[npt.NDArray[np.intp], list[str]] | None = None
 
     def line(self, i: int) -> str:
         """The text of line i (0-based, without its newline)."""
@@ -315,6 +500,8 @@ class _Parser:
             slow[fast_pos[columns] if len(columns) else fast_pos] = True
         series_f, values_f, ts_f = columns
         slow_pos = np.flatnonzero(slow)
+        if not len(slow_pos) and bool((n_space == 1).all()):
+            self.plain_samples = (sample_idx, list(series_f))
         n = len(sample_idx)
         values = np.empty(n, dtype=np.float64)
         timestamps = np.empty(n, dtype=np.int64)

@@ -34,6 +34,23 @@ def _check_unique(pairs: list[tuple[str, str]], text: str) -> Labels:
     return Labels(pairs)
 
 
+def simple_series_pairs(text: str) -> list[tuple[str, str]] | None:
+    """The (name, raw value) pairs of a plain series text (no escapes), __name__ first.
+
+    The scraper's fast path on cache misses; None when the text is not plain (then
+    `parse_series_text` decides). Duplicates and empty values are left in: callers check.
+    """
+    m = _SIMPLE_RE.fullmatch(text)
+    if m is None:
+        return None
+    body = m.group(2)
+    if not body:
+        return [(METRIC_NAME, m.group(1))]
+    pairs: list[tuple[str, str]] = _PAIR_RE.findall(body)
+    pairs.insert(0, (METRIC_NAME, m.group(1)))
+    return pairs
+
+
 def parse_series_text(text: str) -> Labels:
     """Returns the labels (including __name__) of one series text from `ParsedExposition`.
 
