@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
@@ -76,3 +78,64 @@ def test_merging_equals_storing_everything_in_one_place(parts: list[dict[str, li
     got = merge_series_sets(sets)
     assert as_dict(got) == as_dict(want.querier(0, 100).select(ALL))
     assert np.all(np.diff(got.offsets) >= 0)
+
+
+def series_set(data: dict[str, list[tuple[int, float]]]) -> SeriesSet:
+    names = sorted(data)
+    lens = [len(data[n]) for n in names]
+    return SeriesSet(
+        [Labels.from_strings("__name__", n) for n in names],
+        np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
+        np.array([t for n in names for t, _ in data[n]], dtype=np.int64),
+        np.array([v for n in names for _, v in data[n]], dtype=np.float64),
+    )
+
+
+def reference_merge(parts: list[dict[str, list[tuple[int, float]]]]) -> dict[str, list[Any]]:
+    union: dict[str, dict[int, float]] = {}
+    for p in parts:
+        for k, points in p.items():
+            seen = union.setdefault(k, {})
+            for t, v in points:
+                seen.setdefault(t, v)
+    return {k: sorted(v.items()) for k, v in sorted(union.items())}
+
+
+RUNS = st.dictionaries(
+    st.sampled_from(["a", "b", "c", "d"]),
+    st.tuples(st.integers(0, 300), st.integers(0, 150), st.sampled_from([1, 2, 7])),
+    max_size=4,
+)
+
+
+@given(st.lists(RUNS, min_size=2, max_size=4))
+def test_merging_keeps_the_first_sources_sample_and_sorts_only_what_overlaps(
+    parts: list[dict[str, tuple[int, int, int]]],
+) -> None:
+    data = [
+        {
+            k: [(t, float(i * 10_000 + t)) for t in range(start, start + n * step, step)]
+            for k, (start, n, step) in p.items()
+        }
+        for i, p in enumerate(parts)
+    ]
+    got = merge_series_sets([series_set(d) for d in data])
+    assert as_dict(got) == reference_merge(data)
+    assert got.offsets[-1] == len(got.timestamps_ms) == len(got.values)
+
+
+def test_series_without_samples_survive_a_merge_of_disjoint_sources() -> None:
+    a = series_set({"a": [], "b": [(1, 1.0), (2, 2.0)]})
+    b = series_set({"a": [(5, 5.0)], "c": []})
+    got = merge_series_sets([a, b])
+    assert [str(x) for x in got.labels] == ["a", "b", "c"]
+    assert got.offsets.tolist() == [0, 1, 3, 3]
+    assert got.timestamps_ms.tolist() == [5, 1, 2]
+
+
+def test_long_disjoint_pieces_are_concatenated_in_time_order() -> None:
+    late = series_set({"x": [(t, 2.0) for t in range(1000, 1100)]})
+    early = series_set({"x": [(t, 1.0) for t in range(100)], "y": [(3, 3.0)]})
+    got = merge_series_sets([late, early])
+    assert got.timestamps_ms.tolist() == [*range(100), *range(1000, 1100), 3]
+    assert got.values.tolist() == [1.0] * 100 + [2.0] * 100 + [3.0]

@@ -137,3 +137,30 @@ def test_damaged_pages_raise_only_corruption_errors(data: st.DataObject) -> None
 def test_stream_decoder_raises_only_corruption_errors(data: bytes) -> None:
     with contextlib.suppress(CorruptionError):
         decode_stream(data, 0, "fuzz")
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 300),
+            st.integers(-(2**62), 2**62),
+            st.integers(-(2**40), 2**40),
+            st.integers(-(2**50), 2**50),
+        ),
+        max_size=6,
+    )
+)
+def test_evenly_spaced_timestamps_and_constant_rates_round_trip(
+    chunks: list[tuple[int, int, int, int]],
+) -> None:
+    counts = np.array([c for c, *_ in chunks], dtype=np.int64)
+    ts = np.concatenate(
+        [np.zeros(0, np.int64)]
+        + [t0 + np.arange(c, dtype=np.int64) * step for c, t0, step, _ in chunks]
+    )
+    values = np.concatenate(
+        [np.zeros(0)] + [float(v) + np.arange(c, dtype=np.float64) for c, _, _, v in chunks]
+    )
+    decoded = decode_page(encode_page(counts, ts, values))
+    assert np.array_equal(decoded.timestamps_ms, ts)
+    assert np.array_equal(_bits(decoded.values), _bits(values))

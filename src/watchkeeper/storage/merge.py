@@ -8,6 +8,7 @@ as Prometheus's chained series merge does for identical overlapping data.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +16,9 @@ import numpy.typing as npt
 from watchkeeper.model.labels import Labels
 from watchkeeper.model.matchers import Matcher
 from watchkeeper.storage.interface import Querier, SelectHints, SeriesSet
+
+_SLICE_MIN_SAMPLES: Final = 64
+"""Average samples per series piece above which a merge copies slices, not an index."""
 
 
 def _order_by_rank_and_time(
@@ -30,8 +34,44 @@ def _order_by_rank_and_time(
     return np.lexsort((ts, rank))
 
 
+def _ragged_arange(
+    starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Concatenates arange(starts[i], starts[i] + lengths[i]) for every i, vectorized."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    nz = lengths > 0
+    starts, lengths = starts[nz], lengths[nz]
+    steps = np.ones(total, dtype=np.int64)
+    heads = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=heads[1:])
+    steps[0] = starts[0]
+    steps[heads[1:]] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)
+    return np.cumsum(steps)
+
+
+def _union_labels(sets: Sequence[SeriesSet]) -> tuple[list[Labels], list[npt.NDArray[np.int64]]]:
+    """The sorted union of the sets' label sets, and each set's series ranks in it."""
+    first = sets[0].labels
+    if all(s.labels == first for s in sets[1:]):
+        same = np.arange(len(first), dtype=np.int64)
+        return list(first), [same] * len(sets)
+    ordered = sorted({lbls for s in sets for lbls in s.labels})
+    rank_of: dict[Labels, int] = {lbls: i for i, lbls in enumerate(ordered)}
+    ranks = [
+        np.fromiter((rank_of[x] for x in s.labels), dtype=np.int64, count=len(s)) for s in sets
+    ]
+    return ordered, ranks
+
+
 def merge_series_sets(sets: Sequence[SeriesSet]) -> SeriesSet:
-    """Merges sets into one sorted set; duplicate (series, timestamp) samples are kept once."""
+    """Merges sets into one sorted set; duplicate (series, timestamp) samples are kept once.
+
+    Works series by series where it can: the pieces of a series that do not overlap in
+    time (the usual case: blocks and the head cover different ranges) are concatenated in
+    time order without sorting samples; only series whose pieces overlap are sorted.
+    """
     warnings = [w for s in sets for w in s.warnings]
     nonempty = [s for s in sets if len(s)]
     if len(nonempty) <= 1:
@@ -39,25 +79,101 @@ def merge_series_sets(sets: Sequence[SeriesSet]) -> SeriesSet:
         if warnings == base.warnings:
             return base
         return SeriesSet(base.labels, base.offsets, base.timestamps_ms, base.values, warnings)
-    ordered = sorted({lbls for s in nonempty for lbls in s.labels})
-    rank_of: dict[Labels, int] = {lbls: i for i, lbls in enumerate(ordered)}
-    ranks: list[npt.NDArray[np.int64]] = []
+    ordered, ranks = _union_labels(nonempty)
+    n_ranks = len(ordered)
+    # One segment per (input, series): where its samples lie and the time range they span.
+    seg_rank = np.concatenate(ranks)
+    seg_input = np.concatenate([np.full(len(s), i, dtype=np.int64) for i, s in enumerate(nonempty)])
+    seg_start = np.concatenate([s.offsets[:-1].astype(np.int64) for s in nonempty])
+    seg_len = np.concatenate([np.diff(s.offsets).astype(np.int64) for s in nonempty])
+    first_ts = np.full(len(seg_len), np.iinfo(np.int64).max, dtype=np.int64)
+    last_ts = np.full(len(seg_len), np.iinfo(np.int64).min, dtype=np.int64)
+    at = 0
     for s in nonempty:
-        per_series = np.fromiter((rank_of[x] for x in s.labels), dtype=np.int64, count=len(s))
-        ranks.append(np.repeat(per_series, np.diff(s.offsets)))
-    rank = np.concatenate(ranks)
-    ts = np.concatenate([s.timestamps_ms for s in nonempty])
-    vals = np.concatenate([s.values for s in nonempty])
-    order = _order_by_rank_and_time(rank, ts, len(ordered))
-    rank, ts, vals = rank[order], ts[order], vals[order]
-    dup = np.zeros(len(rank), dtype=np.bool_)
-    dup[1:] = (rank[1:] == rank[:-1]) & (ts[1:] == ts[:-1])
-    if dup.any():
-        keep = ~dup
-        rank, ts, vals = rank[keep], ts[keep], vals[keep]
-    offsets = np.zeros(len(ordered) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rank, minlength=len(ordered)), out=offsets[1:])
+        lens = np.diff(s.offsets)
+        full = np.flatnonzero(lens > 0)
+        first_ts[at + full] = s.timestamps_ms[s.offsets[full]]
+        last_ts[at + full] = s.timestamps_ms[s.offsets[full + 1] - 1]
+        at += len(s)
+    # Segments of a series in time order: any overlap shows between neighbours.
+    by_time = np.lexsort((seg_input, first_ts, seg_rank))
+    r, f, la = seg_rank[by_time], first_ts[by_time], last_ts[by_time]
+    clash = (r[1:] == r[:-1]) & (f[1:] <= la[:-1])
+    overlapping = np.zeros(n_ranks, dtype=np.bool_)
+    overlapping[r[1:][clash]] = True
+    if overlapping.any():
+        # Series whose pieces overlap: their samples are sorted below, so gather them in
+        # input order (a stable sort then keeps the first input's duplicate).
+        key2 = np.where(overlapping[seg_rank], seg_input, first_ts)
+        order = np.lexsort((seg_input, key2, seg_rank))
+    else:
+        order = by_time
+    order = order[seg_len[order] > 0]
+    ts, vals = _gather(nonempty, seg_input[order], seg_start[order], seg_len[order])
+    per_rank = np.bincount(seg_rank, weights=seg_len, minlength=n_ranks).astype(np.int64)
+    offsets = np.zeros(n_ranks + 1, dtype=np.int64)
+    np.cumsum(per_rank, out=offsets[1:])
+    if overlapping.any():
+        ts, vals, offsets = _sort_overlapping(ts, vals, offsets, overlapping)
     return SeriesSet(ordered, offsets, ts, vals, warnings)
+
+
+def _gather(
+    sets: Sequence[SeriesSet],
+    seg_input: npt.NDArray[np.int64],
+    seg_start: npt.NDArray[np.int64],
+    seg_len: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Concatenates the given segments of the sets' samples, in the given order."""
+    if len(seg_len) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    if int(seg_len.sum()) >= _SLICE_MIN_SAMPLES * len(seg_len):
+        # Long segments: copying slices beats building an index as large as the output.
+        tss = [s.timestamps_ms for s in sets]
+        vss = [s.values for s in sets]
+        ends = (seg_start + seg_len).tolist()
+        spans = list(zip(seg_input.tolist(), seg_start.tolist(), ends, strict=True))
+        return (
+            np.concatenate([tss[i][a:b] for i, a, b in spans]),
+            np.concatenate([vss[i][a:b] for i, a, b in spans]),
+        )
+    bases = np.zeros(len(sets), dtype=np.int64)
+    np.cumsum([len(s.timestamps_ms) for s in sets[:-1]], out=bases[1:])
+    take = _ragged_arange(bases[seg_input] + seg_start, seg_len)
+    ts_all = np.concatenate([s.timestamps_ms for s in sets])
+    vals_all = np.concatenate([s.values for s in sets])
+    return ts_all[take], vals_all[take]
+
+
+def _sort_overlapping(
+    ts: npt.NDArray[np.int64],
+    vals: npt.NDArray[np.float64],
+    offsets: npt.NDArray[np.int64],
+    overlapping: npt.NDArray[np.bool_],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Sorts the samples of overlapping series by time and drops duplicate timestamps."""
+    which = np.flatnonzero(overlapping)
+    lens = np.diff(offsets)
+    pos = _ragged_arange(offsets[which], lens[which])
+    rank = np.repeat(which, lens[which])
+    sub_order = _order_by_rank_and_time(rank, ts[pos], len(overlapping))
+    pos_sorted = pos[sub_order]
+    sub_ts, sub_vals = ts[pos_sorted], vals[pos_sorted]
+    ts = ts.copy()
+    vals = vals.copy()
+    ts[pos] = sub_ts
+    vals[pos] = sub_vals
+    sub_rank = rank[sub_order]
+    dup_sub = np.zeros(len(pos), dtype=np.bool_)
+    dup_sub[1:] = (sub_rank[1:] == sub_rank[:-1]) & (sub_ts[1:] == sub_ts[:-1])
+    if not dup_sub.any():
+        return ts, vals, offsets
+    keep = np.ones(len(ts), dtype=np.bool_)
+    keep[pos[dup_sub]] = False
+    dropped = np.bincount(sub_rank[dup_sub], minlength=len(overlapping))
+    new_offsets = offsets.copy()
+    new_offsets[1:] -= np.cumsum(dropped)
+    return ts[keep], vals[keep], new_offsets
 
 
 class MergeQuerier(Querier):

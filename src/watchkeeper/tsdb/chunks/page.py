@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -227,8 +227,8 @@ def decode_page(buf: bytes | memoryview, what: str = "page") -> DecodedPage:
     offsets = np.zeros(nc + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
 
-    ts = _with_heads(unzigzag(ts_w), unzigzag(ts_heads), counts, what)
-    ts = undelta(undelta(ts.view(np.uint64))).view(np.int64)
+    heads_at = _head_positions(counts)
+    ts = _undelta_body(ts_w, ts_heads, heads_at, n, twice=True, what=what).view(np.int64)
 
     int_chunks = modes != XOR_MODE
     n_int = int(counts[int_chunks].sum())
@@ -239,15 +239,17 @@ def decode_page(buf: bytes | memoryview, what: str = "page") -> DecodedPage:
 
     ints = np.zeros(0, dtype=np.int64)
     if n_int:
-        ints = _with_heads(unzigzag(int_w), unzigzag(int_heads), counts[int_chunks], what)
+        int_at = heads_at if n_int == n else _head_positions(counts[int_chunks])
+        dod = bool(flags & FLAG_INT_DOD)
+        ints = _undelta_body(int_w, int_heads, int_at, n_int, twice=dod, what=what).view(np.int64)
     if n_int == n:
-        values = _decode_ints(ints, flags, modes, counts)
+        values = _decode_ints(ints, modes, counts)
     elif n_int == 0:
         values = np.bitwise_xor.accumulate(xor_w.astype(np.uint64)).view(np.float64)
     else:
         is_int = np.repeat(int_chunks, counts)
         values = np.empty(n, dtype=np.float64)
-        values[is_int] = _decode_ints(ints, flags, modes[int_chunks], counts[int_chunks])
+        values[is_int] = _decode_ints(ints, modes[int_chunks], counts[int_chunks])
         values[~is_int] = np.bitwise_xor.accumulate(xor_w.astype(np.uint64)).view(np.float64)
     if len(exc_pos_w):
         exc = undelta(exc_pos_w.astype(np.uint64))
@@ -257,28 +259,44 @@ def decode_page(buf: bytes | memoryview, what: str = "page") -> DecodedPage:
     return DecodedPage(offsets, ts, values)
 
 
-def _with_heads(
-    body: npt.NDArray[np.int64],
-    heads: npt.NDArray[np.int64],
-    counts: npt.NDArray[np.int64],
+def _head_positions(counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The positions `_heads_mask` marks, ascending (without a mask as long as the page)."""
+    n = int(counts.sum())
+    starts = (np.cumsum(counts) - counts)[counts > 0]
+    second = starts + 1
+    return np.unique(np.concatenate([starts, second[second < n]]))
+
+
+def _undelta_body(
+    body_w: npt.NDArray[np.unsignedinteger[Any]],
+    heads_w: npt.NDArray[np.unsignedinteger[Any]],
+    heads_at: npt.NDArray[np.int64],
+    n: int,
+    *,
+    twice: bool,
     what: str,
-) -> npt.NDArray[np.int64]:
-    at = _heads_mask(counts)
-    if len(at) != len(body) or int(at.sum()) != len(heads):
+) -> npt.NDArray[np.uint64]:
+    """Puts the chunk heads into a zigzag-coded difference stream and sums it up (mod 2**64).
+
+    Works in place on one array: fresh page-sized temporaries cost more than the sums. An
+    all-zero body (evenly spaced timestamps, constant rates) skips the zigzag decode.
+    """
+    if len(body_w) != n or len(heads_at) != len(heads_w):
         raise CorruptionError(f"{what}: chunk heads do not match the chunk counts")
-    body[at] = heads
-    return body
+    heads = unzigzag(heads_w).view(np.uint64)
+    d = unzigzag(body_w).view(np.uint64) if body_w.any() else np.zeros(n, dtype=np.uint64)
+    d[heads_at] = heads
+    np.cumsum(d, out=d)
+    if twice:
+        np.cumsum(d, out=d)
+    return d
 
 
 def _decode_ints(
     d: npt.NDArray[np.int64],
-    flags: int,
     modes: npt.NDArray[np.uint8],
     counts: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.float64]:
-    d = undelta(d.view(np.uint64)).view(np.int64)
-    if flags & FLAG_INT_DOD:
-        d = undelta(d.view(np.uint64)).view(np.int64)
     m = d.astype(np.float64)
     present = modes[counts > 0]
     if len(present) == 0:

@@ -123,7 +123,10 @@ def decode_stream(
     planes = np.frombuffer(raw, dtype=np.uint8).reshape(width, n)
     if width == 1:
         return planes[0], end + stored
-    packed = np.empty((n, width), dtype=np.uint8)
-    for j in range(width):
-        packed[:, j] = planes[j]
-    return packed.view(dtype).reshape(n), end + stored
+    # Little-endian words from byte planes: shifting and or-ing whole planes is several
+    # times faster than interleaving them with strided copies.
+    words = planes[width - 1].astype(dtype)
+    for j in range(width - 2, -1, -1):
+        np.left_shift(words, 8, out=words)
+        np.bitwise_or(words, planes[j], out=words)
+    return words, end + stored
