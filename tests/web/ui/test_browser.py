@@ -116,9 +116,9 @@ def test_typing_a_query_draws_a_graph_with_points(page: Page, server: str) -> No
     pg.locator(".graph canvas").wait_for(timeout=15000)
     # Hovering over the plot shows the values under the cursor: the graph has points.
     plot = pg.locator(".graph .u-over").first
-    box = plot.bounding_box()
-    assert box is not None
-    pg.mouse.move(box["x"] + box["width"] * 0.97, box["y"] + box["height"] / 2)
+    area = plot.bounding_box()
+    assert area is not None
+    pg.mouse.move(area["x"] + area["width"] * 0.97, area["y"] + area["height"] / 2)
     pg.locator(".hover b").first.wait_for(timeout=5000)
     legend = pg.locator(".legend-item")
     legend.first.wait_for(timeout=15000)
