@@ -13,7 +13,14 @@ from watchkeeper.model.matchers import Matcher, MatchType
 from watchkeeper.testing.storage import MemoryStorage
 from watchkeeper.tsdb import head_runs
 from watchkeeper.tsdb.head import Head
-from watchkeeper.tsdb.head_runs import Run, expand, merge_runs, ragged_arange, sort_unique
+from watchkeeper.tsdb.head_runs import (
+    RawRun,
+    Run,
+    expand,
+    merge_runs,
+    ragged_arange,
+    sort_unique,
+)
 from watchkeeper.tsdb.head_samples import SampleStore
 
 ALL = (Matcher(MatchType.REGEX, "__name__", ".+"),)
@@ -129,6 +136,7 @@ def test_runs_merge_level_by_level_until_they_are_dense() -> None:
     refs = np.arange(50, dtype=np.uint64)
     for step in range(40):
         store.append(refs, np.full(50, step * 10, np.int64), np.full(50, float(step)))
+    store.settle()
     # NB: each run holds 2 samples per series; four make one of 8, which is dense.
     assert [(r.level, r.n) for r in store._runs] == [(1, 400)] * 5
     sel = np.ones(50, dtype=np.bool_)
@@ -149,3 +157,64 @@ def test_a_single_run_is_read_in_label_order_not_ref_order() -> None:
     got = head.querier(0, 1000).select(ALL)
     assert got.labels == sorted(series)
     assert got.timestamps_ms[2::3].tolist() == third[::-1].tolist()
+
+
+def test_raw_runs_and_encoded_runs_merge_into_the_same_samples() -> None:
+    rng = np.random.default_rng(3)
+    parts = []
+    for _ in range(3):
+        refs = rng.integers(0, 20, 60).astype(np.uint32)
+        ts = rng.integers(0, 50, 60).astype(np.int64)
+        parts.append(sort_unique(refs, ts, rng.normal(0, 10, 60)))
+    raw = [RawRun.of(*p) for p in parts]
+    enc = [Run.encode(*p) for p in parts]
+    want = merge_runs(enc, 1).decode()
+    mixes: list[list[RawRun | Run]] = [[*raw], [raw[0], enc[1], raw[2]]]
+    for runs in mixes:
+        got = merge_runs(runs, 1).decode()
+        for g, w in zip(got, want, strict=True):
+            assert np.array_equal(np.asarray(g).view(np.uint8), np.asarray(w).view(np.uint8))
+
+
+def test_the_newest_runs_stay_raw_until_they_merge_and_a_freeze_encodes_them() -> None:
+    store = SampleStore(100, fanout=4, dense_samples=8)
+    refs = np.arange(50, dtype=np.uint64)
+    for step in range(6):
+        store.append(refs, np.full(50, step * 10, np.int64), np.full(50, float(step)))
+    assert [type(r).__name__ for r in store._runs] == ["RawRun"] * 3
+    removed = store.remove(lambda r, ts: (r == 7) & (ts == 20))
+    assert removed == 1
+    store.freeze()
+    assert [type(r).__name__ for r in store._runs] == ["Run"]
+    refs_out, ts, vals = store.gather(np.ones(50, dtype=np.bool_), 0, 10**6)
+    assert len(ts) == 299
+    assert np.sort(vals[refs_out == 7]).tolist() == [0.0, 1.0, 3.0, 4.0, 5.0]
+
+
+def test_a_select_reads_raw_runs_and_the_open_segment_in_label_order() -> None:
+    head = Head(segment_samples=64)
+    series = [Labels.from_dict({"__name__": "m", "i": f"{99 - i:02d}"}) for i in range(100)]
+    for step in range(5):
+        with head.appender() as app:
+            app.append(app.refs(series), np.full(100, step * 10, np.int64), np.full(100, step))
+    assert any(type(r).__name__ == "RawRun" for r in head._store._runs)
+    got = head.querier(0, 1000).select(ALL)
+    assert got.labels == sorted(series)
+    assert got.timestamps_ms.tolist() == [0, 10, 20, 30, 40] * 100
+    assert got.values.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0] * 100
+    one = head.querier(15, 35).select([Matcher(MatchType.EQUAL, "i", "42")])
+    assert one.timestamps_ms.tolist() == [20, 30]
+
+
+def test_reads_during_background_merges_see_every_sample_once() -> None:
+    store = SampleStore(100, fanout=2, dense_samples=10**6)
+    refs = np.arange(50, dtype=np.uint64)
+    sel = np.ones(50, dtype=np.bool_)
+    for step in range(60):
+        store.append(refs, np.full(50, step * 10, np.int64), np.full(50, float(step)))
+        refs_out, ts, vals = store.gather(sel, 0, 10**6)
+        assert len(ts) == 50 * (step + 1)
+        assert np.array_equal(np.sort(vals[refs_out == 3]), np.arange(step + 1.0))
+    store.settle()
+    assert store.num_samples == 3000
+    assert not any(isinstance(r, RawRun) for r in store._runs[:-1])

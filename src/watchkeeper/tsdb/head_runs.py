@@ -14,6 +14,7 @@ is immutable, so readers need no lock.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -405,18 +406,9 @@ class Run:
         `sel_refs`, the ascending refs set in `sel`, lets a small selection be looked up
         by binary search instead of a pass over every series of the run.
         """
-        refs = self.refs
-        idx: npt.NDArray[np.intp]
-        if sel_refs is not None and len(sel_refs) * 32 < len(refs):
-            pos = np.searchsorted(refs, sel_refs)
-            inside = pos < len(refs)
-            pos = pos[inside]
-            idx = pos[refs[pos] == sel_refs[inside]].astype(np.intp)
-        else:
-            limit = len(sel)
-            idx = np.flatnonzero(sel[np.minimum(refs, limit - 1)] & (refs < limit))
-        keep = (self.t_last[idx] >= mint) & (self.t_first[idx] <= maxt)
-        return idx if keep.all() else idx[keep]
+        return _series_for(
+            self.refs, self.t_first, self.t_last, sel, mint=mint, maxt=maxt, sel_refs=sel_refs
+        )
 
     def counts(self, idx: npt.NDArray[np.intp]) -> npt.NDArray[np.int64]:
         """Sample counts of the series at `idx`."""
@@ -483,17 +475,158 @@ class Run:
         return self.refs[idx], cnt, ts, vals
 
 
-def merge_runs(runs: list[Run], level: int) -> Run:
+def _series_for(
+    refs: npt.NDArray[np.uint32],
+    t_first: npt.NDArray[np.int64],
+    t_last: npt.NDArray[np.int64],
+    sel: npt.NDArray[np.bool_],
+    *,
+    mint: int,
+    maxt: int,
+    sel_refs: npt.NDArray[Any] | None,
+) -> npt.NDArray[np.intp]:
+    """Indexes into a run's `refs` of the series selected by `sel` that overlap the range."""
+    idx: npt.NDArray[np.intp]
+    if sel_refs is not None and len(sel_refs) * 32 < len(refs):
+        pos = np.searchsorted(refs, sel_refs)
+        inside = pos < len(refs)
+        pos = pos[inside]
+        idx = pos[refs[pos] == sel_refs[inside]].astype(np.intp)
+    else:
+        limit = len(sel)
+        idx = np.flatnonzero(sel[np.minimum(refs, limit - 1)] & (refs < limit))
+    keep = (t_last[idx] >= mint) & (t_first[idx] <= maxt)
+    return idx if keep.all() else idx[keep]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RawRun:
+    """An immutable run kept as plain columns sorted by (ref, timestamp).
+
+    The newest runs stay raw until `fanout` of them merge into an encoded `Run`: that
+    saves an encode and a decode of every sample, for about 16 bytes a sample held.
+    """
+
+    n: int
+    level: int
+    refs: npt.NDArray[np.uint32]
+    offsets: npt.NDArray[np.int64]
+    t_first: npt.NDArray[np.int64]
+    t_last: npt.NDArray[np.int64]
+    ts: npt.NDArray[np.int64]
+    vals: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(
+        cls, refs: npt.NDArray[Any], ts: npt.NDArray[np.int64], vals: npt.NDArray[np.float64]
+    ) -> RawRun:
+        """Wraps non-empty columns sorted by (ref, timestamp) with no repeated pair."""
+        n = len(refs)
+        first = np.ones(n, dtype=np.bool_)
+        np.not_equal(refs[1:], refs[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        offsets = np.append(starts, n).astype(np.int64)
+        return cls(
+            n=n,
+            level=0,
+            refs=refs[starts].astype(np.uint32),
+            offsets=offsets,
+            t_first=ts[starts].astype(np.int64),
+            t_last=ts[offsets[1:] - 1].astype(np.int64),
+            ts=ts,
+            vals=vals,
+        )
+
+    @property
+    def t_min(self) -> int:
+        """The lowest timestamp held."""
+        return int(self.t_first.min())
+
+    @property
+    def t_max(self) -> int:
+        """The highest timestamp held."""
+        return int(self.t_last.max())
+
+    @property
+    def num_series(self) -> int:
+        """Series with samples in the run."""
+        return len(self.refs)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held."""
+        return sum(
+            getattr(self, f).nbytes
+            for f in self.__slots__
+            if isinstance(getattr(self, f), np.ndarray)
+        )
+
+    def columns(
+        self,
+    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """The (refs, timestamps, values) columns."""
+        return expand(self.refs, np.diff(self.offsets)).astype(np.uint32), self.ts, self.vals
+
+    def series_for(
+        self,
+        sel: npt.NDArray[np.bool_],
+        mint: int,
+        maxt: int,
+        sel_refs: npt.NDArray[Any] | None = None,
+    ) -> npt.NDArray[np.intp]:
+        """Indexes (into `refs`) of the series set in the ref mask `sel` that overlap the range."""
+        return _series_for(
+            self.refs, self.t_first, self.t_last, sel, mint=mint, maxt=maxt, sel_refs=sel_refs
+        )
+
+    def counts(self, idx: npt.NDArray[np.intp]) -> npt.NDArray[np.int64]:
+        """Sample counts of the series at `idx`."""
+        out: npt.NDArray[np.int64] = self.offsets[idx + 1] - self.offsets[idx]
+        return out
+
+    def samples(
+        self, idx: npt.NDArray[np.intp]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """The timestamps and values of the series at `idx`, one after another."""
+        if len(idx) == len(self.refs):
+            return self.ts, self.vals
+        pos = ragged_arange(self.offsets[idx], self.counts(idx))
+        return self.ts[pos], self.vals[pos]
+
+    def decode(self, idx: npt.NDArray[np.intp] | None = None) -> Parts:
+        """The series at `idx` (ascending indexes into `refs`; every series when None)."""
+        if idx is None:
+            return self.refs, np.diff(self.offsets), self.ts, self.vals
+        ts, vals = self.samples(idx)
+        return self.refs[idx], self.counts(idx), ts, vals
+
+
+AnyRun = Run | RawRun
+"""An encoded or a raw run."""
+
+
+def merge_runs(runs: Sequence[AnyRun], level: int) -> Run:
     """Merges runs written in this order into one (of two samples at one time, the earlier wins).
 
-    Each series' pieces are unpacked straight behind each other; only when they overlap in
-    time (out-of-order samples) is the result sorted.
+    Raw runs are sorted together (the sort finds their sorted stretches); encoded runs have
+    each series' pieces unpacked straight behind each other, and only when they overlap
+    in time (out-of-order samples) is the result sorted.
     """
-    uniq = union_refs([r.refs for r in runs])
+    if all(isinstance(r, RawRun) for r in runs):
+        cols = [r.columns() for r in runs if isinstance(r, RawRun)]
+        merged = sort_unique(
+            np.concatenate([c[0] for c in cols]),
+            np.concatenate([c[1] for c in cols]),
+            np.concatenate([c[2] for c in cols]),
+        )
+        del cols
+        return Run.encode(*merged, level=level)
+    enc = [r if isinstance(r, Run) else Run.encode(*r.columns(), level=r.level) for r in runs]
+    uniq = union_refs([r.refs for r in enc])
     fill = np.zeros(len(uniq), dtype=np.int64)
-    locs = [np.searchsorted(uniq, r.refs) for r in runs]
-    every = [np.arange(len(r.refs), dtype=np.intp) for r in runs]
-    for r, k, idx in zip(runs, locs, every, strict=True):
+    locs = [np.searchsorted(uniq, r.refs) for r in enc]
+    every = [np.arange(len(r.refs), dtype=np.intp) for r in enc]
+    for r, k, idx in zip(enc, locs, every, strict=True):
         fill[k] += r.counts(idx)
     total = fill.copy()
     np.cumsum(total, out=fill)
@@ -502,7 +635,7 @@ def merge_runs(runs: list[Run], level: int) -> Run:
     zig = np.zeros(n, dtype=np.uint64)
     x = np.zeros(n, dtype=np.uint64)
     blocks: list[tuple[npt.NDArray[Any], ...]] = []
-    for r, k, idx in zip(runs, locs, every, strict=True):
+    for r, k, idx in zip(enc, locs, every, strict=True):
         cnt = r.counts(idx)
         dst = fill[k]
         fill[k] += cnt

@@ -1,11 +1,13 @@
 """The head's sample store: an open columnar segment, then series-major encoded runs.
 
 Committed samples land in three preallocated columns (ref, timestamp, value bits) in commit
-order. When the segment is full it is sorted by (ref, timestamp) and encoded as a run
-(`head_runs.py`): a per-series directory over delta-of-delta timestamps and XORed values,
-so a query decodes only the series it selects. Runs merge as they accumulate (`fanout`
-runs of one level make one of the next) until they hold enough samples per series that
-the directory costs little. No Python object exists per sample or per series here.
+order. When the segment is full it is sorted by (ref, timestamp) into a raw run (plain
+sorted columns); `fanout` raw runs are merged and encoded as a run (`head_runs.py`): a
+per-series directory over delta-of-delta timestamps and XORed values, so a query decodes
+only the series it selects. Encoded runs merge as they accumulate (`fanout` runs of one
+level make one of the next) until they hold enough samples per series that the directory
+costs little. Keeping the newest runs raw saves an encode and a decode of every sample.
+No Python object exists per sample or per series here.
 `Page` is a zstd-compressed column blob, used to park samples while blocks are cut.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +26,9 @@ import numpy as np
 import numpy.typing as npt
 
 from watchkeeper.tsdb.head_runs import (
+    AnyRun,
     Parts,
+    RawRun,
     Run,
     expand,
     filter_parts,
@@ -128,13 +133,20 @@ class Page:
 class SampleStore:
     """Columns of committed samples for the head. Not thread-safe: the head locks around it.
 
+    Merges run on a short-lived background thread (unless `background` is False), so a
+    commit that fills the open segment only sorts it. The thread replaces a stretch of
+    immutable runs by their merge under an internal lock; readers copy the run list under
+    it, so they see each sample exactly once either way. Deleting, truncating and
+    `freeze` first wait for the thread; so does a commit when raw runs pile up.
+
     Args:
-        segment_samples: Size of the open segment; when full it becomes a level-0 run.
+        segment_samples: Size of the open segment; when full it becomes a raw level-0 run.
         fanout: How many runs of one level merge into one run of the next level.
         dense_samples: Runs with at least this many samples per series are not merged
             further (their per-series directory is cheap enough already).
-        max_run_samples: Nor are runs that would grow beyond this by a merge (a merge runs
-            inside the commit that fills the open segment, so it must stay short).
+        max_run_samples: Nor are runs that would grow beyond this by a merge (bounds the
+            memory and the time of one merge).
+        background: Merge on a background thread rather than inside the commit.
     """
 
     def __init__(
@@ -144,31 +156,43 @@ class SampleStore:
         fanout: int = 4,
         dense_samples: int = 64,
         max_run_samples: int = 1 << 25,
+        background: bool = True,
     ) -> None:
         self._cap = segment_samples
         self._refs = np.empty(segment_samples, dtype=np.uint32)
         self._ts = np.empty(segment_samples, dtype=np.int64)
         self._vals = np.empty(segment_samples, dtype=np.float64)
         self._n = 0
-        self._runs: list[Run] = []
+        self._runs: list[AnyRun] = []
+        """Runs in write order; raw runs only at the end."""
         self._fanout = fanout
         self._dense = dense_samples
         self._max_run = max_run_samples
+        self._background = background
+        self._mu = threading.Lock()
+        self._idle = threading.Condition(self._mu)
+        self._working = False
+        self._claimed: set[int] = set()
+        self._error: BaseException | None = None
+
+    def _run_list(self) -> list[AnyRun]:
+        with self._mu:
+            return list(self._runs)
 
     @property
     def num_samples(self) -> int:
         """Samples held, open and encoded."""
-        return self._n + sum(r.n for r in self._runs)
+        return self._n + sum(r.n for r in self._run_list())
 
     @property
     def num_pages(self) -> int:
-        """Encoded runs held."""
-        return len(self._runs)
+        """Runs held (raw and encoded)."""
+        return len(self._run_list())
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the open segment and the runs."""
-        return self._cap * 20 + sum(r.nbytes for r in self._runs)
+        return self._cap * 20 + sum(r.nbytes for r in self._run_list())
 
     def append(
         self,
@@ -187,44 +211,144 @@ class SampleStore:
             self._n = end
             pos += take
             if self._n == self._cap:
-                self.freeze()
+                self._seal()
 
-    def freeze(self) -> None:
-        """Turns the open segment into a run, then merges runs as the levels fill up."""
+    def _final(self, run: AnyRun) -> bool:
+        return run.n >= self._dense * run.num_series or run.n * self._fanout > self._max_run
+
+    def _seal(self) -> None:
+        """Turns the open segment into a raw run, then merges runs as the levels fill up."""
         n = self._n
         if n == 0:
             return
-        cols = sort_unique(self._refs[:n], self._ts[:n], self._vals[:n])
-        self._runs.append(Run.encode(*cols, level=0))
+        raw = RawRun.of(*sort_unique(self._refs[:n], self._ts[:n], self._vals[:n]))
         self._n = 0
-        del cols
+        if self._final(raw):
+            # NB: a run that merges no further must not stay raw (nor the raw ones before it).
+            self.settle()
+            self._encode_raw()
+            enc = Run.encode(*raw.columns(), level=0)
+            with self._mu:
+                self._runs.append(enc)
+        else:
+            with self._mu:
+                self._runs.append(raw)
+                backlog = sum(isinstance(r, RawRun) for r in self._runs)
+            if backlog > 2 * self._fanout:
+                self.settle()
+        del raw
+        if self._background:
+            self._kick()
+        else:
+            self._compact()
+            release_memory()
+
+    def _encode_raw(self) -> None:
+        runs = self._runs
+        k = 0
+        while k < len(runs) and isinstance(runs[-1 - k], RawRun):
+            k += 1
+        if k == 0:
+            return
+        tail = runs[-k:]
+        only = tail[0]
+        if k == 1 and isinstance(only, RawRun):
+            merged = Run.encode(*only.columns(), level=0)
+        else:
+            merged = merge_runs(tail, 1)
+        with self._mu:
+            runs[-k:] = [merged]
+
+    def freeze(self) -> None:
+        """Encodes the open segment and the raw runs (to lower memory), merging as levels fill."""
+        self._seal()
+        self.settle()
+        self._encode_raw()
         self._compact()
         release_memory()
 
-    def _compact(self) -> None:
-        runs = self._runs
-        while runs:
-            last = runs[-1]
-            if last.n >= self._dense * last.num_series or last.n * self._fanout > self._max_run:
-                return
-            k = 0
-            while k < len(runs) and runs[-1 - k].level == last.level:
-                k += 1
-            if k < self._fanout:
-                return
-            tail = runs[-k:]
-            del runs[-k:]
-            runs.append(merge_runs(tail, last.level + 1))
-            del tail
+    def settle(self) -> None:
+        """Waits until no background merge runs; raises the error of a failed one."""
+        with self._mu:
+            while self._working:
+                self._idle.wait()
+            err, self._error = self._error, None
+        if err is not None:
+            raise RuntimeError("a background merge of head runs failed") from err
 
-    def snapshot(self, sel: npt.NDArray[np.bool_], mint: int, maxt: int) -> tuple[list[Run], Parts]:
+    def _due(self) -> list[AnyRun] | None:
+        """The oldest stretch of `fanout` unclaimed mergeable runs of one level (under _mu)."""
+        group: list[AnyRun] = []
+        for r in self._runs:
+            if id(r) in self._claimed or self._final(r):
+                group = []
+                continue
+            if group and r.level != group[0].level:
+                group = []
+            group.append(r)
+            if len(group) == self._fanout:
+                return group
+        return None
+
+    def _merge(self, group: list[AnyRun]) -> None:
+        """Merges a claimed stretch, then swaps it in if it is still held unchanged."""
+        merged = merge_runs(group, group[0].level + 1)
+        with self._mu:
+            self._claimed.difference_update(id(r) for r in group)
+            runs = self._runs
+            at = next((i for i, r in enumerate(runs) if r is group[0]), -1)
+            k = len(group)
+            if at >= 0 and all(a is b for a, b in zip(runs[at : at + k], group, strict=False)):
+                runs[at : at + k] = [merged]
+
+    def _compact(self) -> None:
+        while True:
+            with self._mu:
+                group = self._due()
+                if group is None:
+                    return
+                self._claimed.update(id(r) for r in group)
+            self._merge(group)
+            del group
+
+    def _kick(self) -> None:
+        with self._mu:
+            if self._working or self._due() is None:
+                return
+            self._working = True
+        threading.Thread(target=self._work, name="head-merge").start()
+
+    def _work(self) -> None:
+        try:
+            while True:
+                with self._mu:
+                    group = self._due()
+                    if group is None:
+                        # NB: decided under the lock, so a later `_kick` starts a new thread.
+                        self._working = False
+                        self._idle.notify_all()
+                        break
+                    self._claimed.update(id(r) for r in group)
+                self._merge(group)
+                del group
+                release_memory()
+        except BaseException as exc:
+            with self._mu:
+                self._error = exc
+                self._claimed.clear()
+                self._working = False
+                self._idle.notify_all()
+
+    def snapshot(
+        self, sel: npt.NDArray[np.bool_], mint: int, maxt: int
+    ) -> tuple[list[AnyRun], Parts]:
         """Returns the runs, and the open segment's selected samples in range (grouped).
 
         Cheap: call it under the head lock, then `read_runs` without it (runs are
         immutable). `sel` is a boolean mask indexed by ref.
         """
         limit = len(sel)
-        runs = [r for r in self._runs if r.t_max >= mint and r.t_min <= maxt]
+        runs = [r for r in self._run_list() if r.t_max >= mint and r.t_min <= maxt]
         n = self._n
         refs_o, ts_o = self._refs[:n], self._ts[:n]
         keep = sel[np.minimum(refs_o, limit - 1)] & (refs_o < limit)
@@ -232,7 +356,7 @@ class SampleStore:
         return runs, group_columns(refs_o[keep], ts_o[keep], self._vals[:n][keep])
 
     def read_runs(
-        self, runs: list[Run], sel: npt.NDArray[np.bool_], mint: int, maxt: int
+        self, runs: list[AnyRun], sel: npt.NDArray[np.bool_], mint: int, maxt: int
     ) -> list[Parts]:
         """Decodes the selected series of runs, keeping the samples in [mint, maxt]."""
         out: list[Parts] = []
@@ -265,6 +389,7 @@ class SampleStore:
         Only runs that overlap [mint, maxt] (and hold a ref set in `sel`, when given) are
         decoded: `drop` must be False outside them.
         """
+        self.settle()
         removed = 0
         n = self._n
         if n:
@@ -278,7 +403,7 @@ class SampleStore:
                 self._vals[:m] = self._vals[:n][keep]
                 self._n = m
                 removed += k
-        runs: list[Run] = []
+        runs: list[AnyRun] = []
         for run in self._runs:
             if run.t_max < mint or run.t_min > maxt:
                 runs.append(run)
@@ -295,20 +420,27 @@ class SampleStore:
             removed += k
             if k < run.n:
                 keep = ~gone
-                runs.append(Run.encode(refs[keep], ts[keep], vals[keep], run.level))
-        self._runs = runs
+                cols = refs[keep], ts[keep], vals[keep]
+                runs.append(
+                    RawRun.of(*cols) if isinstance(run, RawRun) else Run.encode(*cols, run.level)
+                )
+        with self._mu:
+            self._runs = runs
         return removed
 
     def drop_before(self, mint: int) -> int:
         """Removes every sample older than `mint`; returns how many."""
-        removed = sum(r.n for r in self._runs if r.t_max < mint)
-        self._runs = [r for r in self._runs if r.t_max >= mint]
+        self.settle()
+        with self._mu:
+            removed = sum(r.n for r in self._runs if r.t_max < mint)
+            self._runs = [r for r in self._runs if r.t_max >= mint]
         return removed + self.remove(lambda _r, ts: ts < mint, maxt=mint - 1)
 
     def time_bounds(self) -> tuple[int, int] | None:
         """The lowest and highest timestamps held, or None when empty."""
-        lo: list[int] = [r.t_min for r in self._runs]
-        hi: list[int] = [r.t_max for r in self._runs]
+        runs = self._run_list()
+        lo: list[int] = [r.t_min for r in runs]
+        hi: list[int] = [r.t_max for r in runs]
         if self._n:
             lo.append(int(self._ts[: self._n].min()))
             hi.append(int(self._ts[: self._n].max()))
@@ -360,7 +492,7 @@ LabelOrder = Callable[[npt.NDArray[np.uint32]], npt.NDArray[np.intp]]
 
 
 def read_selection(
-    runs: list[Run],
+    runs: list[AnyRun],
     open_parts: Parts,
     *,
     sel: npt.NDArray[np.bool_],
@@ -404,12 +536,21 @@ def read_selection(
     zig = np.zeros(m, dtype=np.uint64)
     x = np.zeros(m, dtype=np.uint64)
     starts, counts, firsts, d_firsts, v_firsts = [], [], [], [], []
+    raw: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], RawRun, npt.NDArray[np.intp]]]
+    raw = []
     for (run, idx, _, c), k in zip(picks, locs, strict=False):
         dst = fill[k]
         fill[k] += c
-        run.unpack_into(idx, dst, zig, x)
         starts.append(dst)
         counts.append(c)
+        if isinstance(run, RawRun):
+            # NB: zero words finish as zeros; the samples are put in place afterwards.
+            raw.append((dst, c, run, idx))
+            firsts.append(np.zeros(len(c), dtype=np.int64))
+            d_firsts.append(np.zeros(len(c), dtype=np.int64))
+            v_firsts.append(np.zeros(len(c), dtype=np.uint64))
+            continue
+        run.unpack_into(idx, dst, zig, x)
         firsts.append(run.t_first[idx])
         d_firsts.append(run.d_first[idx])
         v_firsts.append(run.v_first[idx])
@@ -435,6 +576,9 @@ def read_selection(
         v_first=v_first,
     )
     ts, vals = zig.view(np.int64), x.view(np.float64)
+    for dst, c, run, idx in raw:
+        pos = ragged_arange(dst, c)
+        ts[pos], vals[pos] = run.samples(idx)
     if len(o_refs):
         pos = ragged_arange(o_dst, o_cnt)
         ts[pos] = o_ts
