@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import struct
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import cramjam
 import numpy as np
 import pytest
 
 from watchkeeper.instrument.metrics import Registry
 from watchkeeper.model.labels import Labels
 from watchkeeper.promql.engine import Engine
+from watchkeeper.remote import codec
 from watchkeeper.rules.manager import RuleManager, engine_query_func
 from watchkeeper.testing.peers import peer_binary
 from watchkeeper.testing.storage import MemoryStorage
@@ -57,31 +56,6 @@ def _samples(now_s: float, down_at_s: float) -> list[tuple[Labels, np.ndarray, n
         values = np.zeros(len(stamps)) if inst == "b" else (stamps < down_at_s * 1000) * 1.0
         out.append((lbls, stamps, values.astype(np.float64)))
     return out
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _write_request(series: list[tuple[Labels, np.ndarray, np.ndarray]]) -> bytes:
-    """Encodes a remote-write 1.0 WriteRequest by hand (a few protobuf fields)."""
-    body = bytearray()
-    for lbls, stamps, values in series:
-        ts = b"".join(_field(1, _field(1, n.encode()) + _field(2, v.encode())) for n, v in lbls)
-        for t, v in zip(stamps.tolist(), values.tolist(), strict=True):
-            sample = b"\x09" + struct.pack("<d", v) + b"\x10" + _varint(t)
-            ts += _field(2, sample)
-        body += _field(1, ts)
-    return bytes(body)
 
 
 async def _wait_ready(session: aiohttp.ClientSession, url: str) -> None:
@@ -138,7 +112,11 @@ async def test_alerts_and_alerts_series_match_prometheus(tmp_path: Path) -> None
             await _wait_ready(session, f"http://127.0.0.1:{port}/-/ready")
             async with session.post(
                 f"{base}/write",
-                data=bytes(cramjam.snappy.compress_raw(_write_request(series))),
+                data=codec.encode_write_request(
+                    codec.WriteBatch.from_series(
+                        [(lb, st.tolist(), vs.tolist()) for lb, st, vs in series]
+                    )
+                ),
                 headers={
                     "Content-Type": "application/x-protobuf",
                     "Content-Encoding": "snappy",

@@ -18,6 +18,7 @@ from aiohttp import web
 from watchkeeper.model.labels import EMPTY_LABELS, Labels
 from watchkeeper.model.matchers import Matcher, MatchType
 from watchkeeper.promql.engine import Engine, EngineOptions
+from watchkeeper.remote import codec
 from watchkeeper.storage.interface import SelectHints
 from watchkeeper.testing.storage import MemoryStorage
 from watchkeeper.web.api.v1.deps import (
@@ -228,39 +229,9 @@ def make_api_deps(
     return deps
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    n &= (1 << 64) - 1
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _field(num: int, payload: bytes) -> bytes:
-    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
-
-
 def encode_write_request(series: Sequence[tuple[Labels, Sequence[int], Sequence[float]]]) -> bytes:
     """Encodes a snappy-compressed remote-write 1.0 WriteRequest (float bits kept exactly)."""
-    import struct
-
-    import cramjam
-
-    body = bytearray()
-    for labels, timestamps, values in series:
-        ts_msg = bytearray()
-        for name, value in labels.pairs:
-            ts_msg += _field(1, _field(1, name.encode()) + _field(2, value.encode()))
-        for t, v in zip(timestamps, values, strict=True):
-            sample = b"\x09" + struct.pack("<d", v) + b"\x10" + _varint(t)
-            ts_msg += _field(2, sample)
-        body += _field(1, bytes(ts_msg))
-    return bytes(cramjam.snappy.compress_raw(bytes(body)))
+    return codec.encode_write_request(codec.WriteBatch.from_series(series))
 
 
 class ApiServerThread:

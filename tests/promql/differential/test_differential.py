@@ -14,7 +14,6 @@ import json
 import math
 import re
 import socket
-import struct
 import subprocess
 import time
 import urllib.error
@@ -25,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cramjam
 import numpy as np
 import pytest
 
@@ -34,6 +32,7 @@ from watchkeeper.model.value import STALE_NAN
 from watchkeeper.promql.engine import Engine, EngineOptions
 from watchkeeper.promql.errors import PromQLError
 from watchkeeper.promql.value import Matrix, Scalar, String, Vector
+from watchkeeper.remote import codec
 from watchkeeper.testing.peers import peer_binary
 from watchkeeper.testing.storage import MemoryStorage
 
@@ -157,36 +156,6 @@ def generate_data(seed: int = SEED) -> list[SeriesData]:
 # Remote write (prompb.WriteRequest, snappy block format).
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def encode_write_request(series: list[tuple[dict[str, str], list[int], list[float]]]) -> bytes:
-    """Encodes a prompb.WriteRequest by hand (labels sorted, samples in order)."""
-    body = bytearray()
-    for labels, times, values in series:
-        ts = bytearray()
-        for name, value in sorted(labels.items()):
-            ts += _field(1, _field(1, name.encode()) + _field(2, value.encode()))
-        for t, v in zip(times, values, strict=True):
-            sample = b"\x09" + struct.pack("<d", v) + b"\x10" + _varint(t & ((1 << 64) - 1))
-            ts += _field(2, sample)
-        body += _field(1, bytes(ts))
-    return bytes(body)
-
-
 def remote_write(url: str, data: list[SeriesData], slice_ms: int = 10 * MIN) -> None:
     """Sends the data in time slices, so each request stays inside the head's window."""
     for begin in range(T0, T0 + SPAN + slice_ms, slice_ms):
@@ -198,7 +167,9 @@ def remote_write(url: str, data: list[SeriesData], slice_ms: int = 10 * MIN) -> 
                 batch.append((labels, [times[i] for i in sel], [values[i] for i in sel]))
         if not batch:
             continue
-        payload = bytes(cramjam.snappy.compress_raw(encode_write_request(batch)))
+        payload = codec.encode_write_request(
+            codec.WriteBatch.from_series([(Labels.from_dict(lb), t, v) for lb, t, v in batch])
+        )
         req = urllib.request.Request(
             url,
             data=payload,
