@@ -14,7 +14,6 @@ import argparse
 import re
 import socket
 import statistics
-import struct
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,7 @@ import numpy as np
 from watchkeeper.instrument.metrics import Registry
 from watchkeeper.model.labels import Labels
 from watchkeeper.promql.engine import Engine
+from watchkeeper.remote.codec import WriteBatch, encode_write_request
 from watchkeeper.rules.files import load_rule_files
 from watchkeeper.rules.group import GroupOptions
 from watchkeeper.rules.manager import build_groups, engine_query_func
@@ -75,27 +75,16 @@ def sample_matrix(n_series: int, points: int, end_ms: int) -> tuple[np.ndarray, 
     return stamps, np.cumsum(increments, axis=1)
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def write_request(series: list[Labels], stamps: np.ndarray, values: np.ndarray) -> bytes:
-    body = bytearray()
-    for i, lbls in enumerate(series):
-        ts = b"".join(_field(1, _field(1, n.encode()) + _field(2, v.encode())) for n, v in lbls)
-        for t, v in zip(stamps.tolist(), values[i].tolist(), strict=True):
-            ts += _field(2, b"\x09" + struct.pack("<d", v) + b"\x10" + _varint(t))
-        body += _field(1, ts)
-    return bytes(body)
+    """An uncompressed WriteRequest: series i has `values[i]` at the shared `stamps`."""
+    n, points = values.shape
+    batch = WriteBatch(
+        list(series),
+        np.arange(n + 1, dtype=np.int64) * points,
+        np.tile(np.asarray(stamps, dtype=np.int64), n),
+        np.ascontiguousarray(values, dtype=np.float64).reshape(-1),
+    )
+    return encode_write_request(batch, compress=False)
 
 
 def run_ours(

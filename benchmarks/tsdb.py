@@ -37,6 +37,7 @@ import psutil
 
 from watchkeeper.model.labels import Labels
 from watchkeeper.model.matchers import Matcher, MatchType
+from watchkeeper.remote.codec import WriteBatch, encode_write_request
 from watchkeeper.testing.peers import peer_binary
 from watchkeeper.tsdb.block import block_dirs, open_blocks
 from watchkeeper.tsdb.compact import compact, exponential_ranges, plan_compaction
@@ -489,42 +490,41 @@ def run_child(n: int, steps: int, tmp: Path) -> dict[str, float]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _varint(x: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = x & 0x7F
-        x >>= 7
-        if x:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _ld(field: int, payload: bytes) -> bytes:
-    return bytes([field << 3 | 2]) + _varint(len(payload)) + payload
-
-
 class RemoteWriteTemplate:
-    """A WriteRequest with one sample per series whose value/timestamp bytes are patched."""
+    """A WriteRequest with one sample per series whose value/timestamp bytes are patched.
+
+    The request is encoded once by `watchkeeper.remote.codec`; each step then only rewrites
+    the fixed-width double and the 6-byte timestamp varint that end every series' message.
+    """
 
     def __init__(self, labels: list[Labels]) -> None:
-        parts = []
-        val_at, ts_at = [], []
+        n = len(labels)
+        batch = WriteBatch(
+            labels,
+            np.arange(n + 1, dtype=np.int64),
+            np.full(n, 1 << 35, dtype=np.int64),  # any 6-byte varint: real times are too
+            np.zeros(n, dtype=np.float64),
+        )
+        raw = encode_write_request(batch, compress=False)
+        ends = []
         pos = 0
-        for lbls in labels:
-            lab = b"".join(_ld(1, _ld(1, n.encode()) + _ld(2, v.encode())) for n, v in lbls.pairs)
-            sample = b"\x09" + b"\0" * 8 + b"\x10" + b"\x80" * 5 + b"\x01"
-            series = lab + _ld(2, sample)
-            msg = _ld(1, series)
-            base = pos + len(msg) - len(sample)
-            val_at.append(base + 1)
-            ts_at.append(base + 10)
-            parts.append(msg)
-            pos += len(msg)
-        self.buf = np.frombuffer(b"".join(parts), dtype=np.uint8).copy()
-        self.val_idx = np.asarray(val_at)[:, None] + np.arange(8)
-        self.ts_idx = np.asarray(ts_at)[:, None] + np.arange(6)
+        while pos < len(raw):  # each entry: 0x0a <varint length> <TimeSeries>
+            pos += 1
+            length = shift = 0
+            while True:
+                b = raw[pos]
+                pos += 1
+                length |= (b & 0x7F) << shift
+                shift += 7
+                if b < 0x80:
+                    break
+            pos += length
+            ends.append(pos)
+        # Every TimeSeries ends with its sample: 09 <double> 10 <6-byte varint timestamp>.
+        end = np.asarray(ends, dtype=np.int64)[:, None]
+        self.buf = np.frombuffer(raw, dtype=np.uint8).copy()
+        self.val_idx = end - 15 + np.arange(8)
+        self.ts_idx = end - 6 + np.arange(6)
 
     def body(self, ts_ms: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> bytes:
         self.buf[self.val_idx] = values.astype("<f8").view(np.uint8).reshape(-1, 8)

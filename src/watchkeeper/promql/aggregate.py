@@ -142,13 +142,22 @@ def aggregate(
             raise EvaluationError("quantile needs a scalar parameter")
         bad = param[(param < 0) | (param > 1) | np.isnan(param)]
         if len(bad) and present.any():
-            ctx.warn(f"quantile value should be between 0 and 1, got {go_g(float(bad[0]))}")
+            ctx.warn(
+                f"quantile value should be between 0 and 1, got {go_g(float(bad[0]))}",
+                _param_pos(expr),
+            )
         out, seen = grouped_quantile(param, values, present, gid, n_groups)
     else:  # pragma: no cover - the parser admits only the operators above
         raise EvaluationError(f"unknown aggregation {op}")
     drop = _group_drop(vec, gid, n_groups, keeps_name)
     result = VectorV(keys, np.where(seen, out, np.nan), seen, drop)
     return result.nonempty()
+
+
+def _param_pos(expr: ast.AggregateExpr) -> int:
+    """Where the aggregation's parameter starts (Prometheus points its warnings there)."""
+    # Prometheus strips the parameter's parentheses before evaluating it.
+    return ast.unwrap_parens(expr.param).pos if expr.param is not None else expr.pos
 
 
 def _count_values(expr: ast.AggregateExpr, vec: VectorV, label: str, ctx: EvalContext) -> VectorV:
@@ -274,7 +283,8 @@ def _select_k(expr: ast.AggregateExpr, vec: VectorV, param: F64, ctx: EvalContex
             cap = 1.0 if r > 0 else -1.0
             ctx.warn(
                 f"ratio value should be between -1 and 1, got {go_g(float(r))}, capping to "
-                f"{go_g(cap)}"
+                f"{go_g(cap)}",
+                _param_pos(expr),
             )
         ratio = np.clip(ratio, -1.0, 1.0)
         offs = np.array([_ratio_offset(lb) for lb in vec.labels])[:, None]

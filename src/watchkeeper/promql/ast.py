@@ -1,13 +1,14 @@
 """The PromQL abstract syntax tree: frozen dataclasses, independent of any parser library.
 
 Durations are integer milliseconds. Every node is hashable and compares by value, so
-`parse_expr(format_expr(e)) == e` can be checked directly.
+`parse_expr(format_expr(e)) == e` can be checked directly. Each node also records `pos`, where
+it starts in the parsed text (for annotation positions); it takes no part in equality.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from watchkeeper.model.matchers import Matcher
 
@@ -42,6 +43,8 @@ class NumberLiteral:
     """A float literal (durations used as numbers are seconds)."""
 
     value: float
+    pos: int = field(default=-1, compare=False, repr=False)
+    """Where the node starts in the parsed text (a str index; -1 when not parsed)."""
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, NumberLiteral):
@@ -59,6 +62,8 @@ class StringLiteral:
     """A string literal."""
 
     value: str
+    pos: int = field(default=-1, compare=False, repr=False)
+    """Where the node starts in the parsed text (a str index; -1 when not parsed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,8 @@ class VectorSelector:
     matchers: tuple[Matcher, ...]
     offset_ms: int = 0
     at: At | None = None
+    pos: int = field(default=-1, compare=False, repr=False)
+    """Where the node starts in the parsed text (a str index; -1 when not parsed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +84,8 @@ class MatrixSelector:
 
     vector: VectorSelector
     range_ms: int
+    pos: int = field(default=-1, compare=False, repr=False)
+    """Where the node starts in the parsed text (a str index; -1 when not parsed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +97,8 @@ class SubqueryExpr:
     step_ms: int = 0
     offset_ms: int = 0
     at: At | None = None
+    pos: int = field(default=-1, compare=False, repr=False)
+    """Where the node starts in the parsed text (a str index; -1 when not parsed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +107,8 @@ class Call:
 
     func: str
     args: tuple[Expr, ...]
+    pos: int = field(default=-1, compare=False, repr=False)
+    """Where the node starts in the parsed text (a str index; -1 when not parsed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +121,8 @@ class AggregateExpr:
     grouping: tuple[str, ...] = ()
     without: bool = False
     has_grouping: bool = False
+    pos: int = field(default=-1, compare=False, repr=False)
+    """Where the node starts in the parsed text (a str index; -1 when not parsed)."""
 
 
 class Cardinality(enum.Enum):
@@ -140,6 +155,8 @@ class BinaryExpr:
     rhs: Expr
     matching: VectorMatching | None = None
     return_bool: bool = False
+    pos: int = field(default=-1, compare=False, repr=False)
+    """Where the node starts in the parsed text (a str index; -1 when not parsed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +165,8 @@ class UnaryExpr:
 
     op: str
     expr: Expr
+    pos: int = field(default=-1, compare=False, repr=False)
+    """Where the node starts in the parsed text (a str index; -1 when not parsed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +174,8 @@ class ParenExpr:
     """A parenthesised expression."""
 
     expr: Expr
+    pos: int = field(default=-1, compare=False, repr=False)
+    """Where the node starts in the parsed text (a str index; -1 when not parsed)."""
 
 
 Expr = (

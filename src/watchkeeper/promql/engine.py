@@ -224,7 +224,10 @@ class Engine:
                     zip(steps.tolist(), ctx.per_step.tolist(), strict=True)
                 )
             stats.exec_total_time_s = stats.inner_eval_time_s + stats.exec_queue_time_s
-            return QueryResult(value, list(ctx.warnings), list(ctx.infos), stats)
+            positions = {
+                text: pos for text, pos in (*ctx.warnings.items(), *ctx.infos.items()) if pos >= 0
+            }
+            return QueryResult(value, list(ctx.warnings), list(ctx.infos), stats, positions)
         finally:
             self._slots.release()
 

@@ -28,6 +28,7 @@ from watchkeeper.promql.eval_types import (
     ScalarV,
     StringV,
     VectorV,
+    arg_pos,
     as_matrix,
     as_scalar,
     as_vector,
@@ -99,6 +100,17 @@ def eval_aggregate(expr: ast.AggregateExpr, ctx: EvalContext) -> VectorV:
     return out
 
 
+def _matrix_arg_pos(call: ast.Call, mi: int) -> int:
+    """Where Prometheus places annotations about a call's range vector argument.
+
+    A subquery argument is replaced by an evaluated selector without a position, so its
+    annotations point at the query's very start.
+    """
+    if isinstance(ast.unwrap_parens(call.args[mi]), ast.SubqueryExpr):
+        return 0
+    return arg_pos(call, mi)
+
+
 def _matrix_arg(call: ast.Call) -> int:
     sig = FUNCTIONS[call.func]
     for i, t in enumerate(sig.arg_types):
@@ -156,7 +168,10 @@ def eval_range_function(call: ast.Call, mi: int, ctx: EvalContext) -> VectorV:
         q = params[0]
         bad = q[(q < 0) | (q > 1) | np.isnan(q)]
         if len(bad) and (mat.hi > mat.lo).any():
-            ctx.warn(f"quantile value should be between 0 and 1, got {go_g(float(bad[0]))}")
+            ctx.warn(
+                f"quantile value should be between 0 and 1, got {go_g(float(bad[0]))}",
+                arg_pos(call, 0),
+            )
     if name == "predict_linear":
         # Prometheus regresses around the step time, not the window end (offset, @).
         params.append(ctx.steps)
@@ -172,7 +187,8 @@ def eval_range_function(call: ast.Call, mi: int, ctx: EvalContext) -> VectorV:
             if metric and not metric.endswith(_COUNTER_SUFFIXES):
                 ctx.info(
                     "metric might not be a counter, name does not end in "
-                    f'_total/_sum/_count/_bucket: "{metric}"'
+                    f'_total/_sum/_count/_bucket: "{metric}"',
+                    _matrix_arg_pos(call, mi),
                 )
     ctx.count_samples(int(vec.present.sum()))
     if name in ("last_over_time", "first_over_time"):

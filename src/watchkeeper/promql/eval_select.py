@@ -48,7 +48,7 @@ def select(
     finally:
         querier.close()
     for w in result.warnings:
-        ctx.warnings[w] = None
+        ctx.warnings[w] = -1
     return result
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from watchkeeper.model.labels import METRIC_NAME, Labels
+from watchkeeper.promql import ast
 from watchkeeper.promql.errors import EvaluationError, QueryTimeoutError, TooManySamplesError
 from watchkeeper.promql.value import QueryStats
 from watchkeeper.storage.interface import Queryable
@@ -137,8 +138,10 @@ class EvalContext:
     steps: I64 = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     query_start_ms: int = 0
     query_end_ms: int = 0
-    warnings: dict[str, None] = field(default_factory=dict)
-    infos: dict[str, None] = field(default_factory=dict)
+    warnings: dict[str, int] = field(default_factory=dict)
+    """Warning texts, each with where its node starts in the query (-1: no position)."""
+    infos: dict[str, int] = field(default_factory=dict)
+    """Info texts, each with where its node starts in the query (-1: no position)."""
     per_step: I64 | None = None
     """Samples loaded per step of the query (top level only; None inside subqueries)."""
 
@@ -165,13 +168,17 @@ class EvalContext:
         if self.per_step is not None and counts.shape == self.per_step.shape:
             self.per_step += counts
 
-    def warn(self, msg: str) -> None:
-        """Adds a warning annotation (msg without the "PromQL warning: " prefix)."""
-        self.warnings["PromQL warning: " + msg] = None
+    def warn(self, msg: str, pos: int = -1) -> None:
+        """Adds a warning annotation (msg without the "PromQL warning: " prefix).
 
-    def info(self, msg: str) -> None:
-        """Adds an info annotation (msg without the "PromQL info: " prefix)."""
-        self.infos["PromQL info: " + msg] = None
+        `pos` is where the offending node starts in the query; as in Prometheus, a repeated
+        text keeps one entry and the latest position.
+        """
+        self.warnings["PromQL warning: " + msg] = pos
+
+    def info(self, msg: str, pos: int = -1) -> None:
+        """Adds an info annotation (msg without the "PromQL info: " prefix) at `pos`."""
+        self.infos["PromQL info: " + msg] = pos
 
     def sub(self, steps: I64) -> EvalContext:
         """A context for a subquery: the same limits and annotations over other steps."""
@@ -192,6 +199,11 @@ class EvalContext:
             self.warnings,
             self.infos,
         )
+
+
+def arg_pos(call: ast.Call, i: int) -> int:
+    """Where a call's i-th argument starts, as Prometheus reports it (parentheses stripped)."""
+    return ast.unwrap_parens(call.args[i]).pos
 
 
 def drop_name(vec: VectorV, ctx: EvalContext) -> VectorV:

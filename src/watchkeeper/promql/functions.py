@@ -27,6 +27,7 @@ from watchkeeper.promql.eval_types import (
     EvalValue,
     ScalarV,
     VectorV,
+    arg_pos,
     as_scalar,
     as_string,
     as_vector,
@@ -373,8 +374,10 @@ def _date_fn(kind: str) -> InstantFunction:
     return apply
 
 
-def _bucket_groups(vec: VectorV, ctx: EvalContext) -> tuple[VectorV, F64, np.ndarray, list[Labels]]:
-    """Parses `le`, warns about bad ones, and numbers buckets by their labels without `le`."""
+def _bucket_groups(
+    vec: VectorV, ctx: EvalContext, pos: int
+) -> tuple[VectorV, F64, np.ndarray, list[Labels]]:
+    """Parses `le`, warns (at `pos`) about bad ones, and numbers buckets without `le`."""
     bounds: list[float] = []
     rows: list[int] = []
     for i, lb in enumerate(vec.labels):
@@ -382,7 +385,7 @@ def _bucket_groups(vec: VectorV, ctx: EvalContext) -> tuple[VectorV, F64, np.nda
         bound = parse_le(le)
         if bound is None:
             if vec.present[i].any():
-                ctx.warnings[bad_bucket_label_warning(lb.get(METRIC_NAME), le)] = None
+                ctx.warnings[bad_bucket_label_warning(lb.get(METRIC_NAME), le)] = pos
             continue
         rows.append(i)
         bounds.append(bound)
@@ -413,13 +416,13 @@ def _histogram_quantile(call: ast.Call, args: list[EvalValue], ctx: EvalContext)
     vec = _vec(args[1])
     bad = q[np.isnan(q) | (q < 0) | (q > 1)]
     if len(bad):
-        ctx.warnings[invalid_quantile_warning(float(bad[0]))] = None
-    kept, bounds, gid, keys = _bucket_groups(vec, ctx)
+        ctx.warnings[invalid_quantile_warning(float(bad[0]))] = arg_pos(call, 0)
+    kept, bounds, gid, keys = _bucket_groups(vec, ctx, arg_pos(call, 1))
     if not keys:
         return VectorV.empty(ctx.n_steps)
     out, present, forced = histogram_quantile(q, bounds, kept.values, kept.present, gid, len(keys))
     for g in np.flatnonzero(forced).tolist():
-        ctx.infos[forced_monotonicity_info(keys[g].get(METRIC_NAME))] = None
+        ctx.infos[forced_monotonicity_info(keys[g].get(METRIC_NAME))] = arg_pos(call, 1)
     return _histogram_result(keys, out, present, ctx)
 
 
@@ -427,7 +430,7 @@ def _histogram_fraction(call: ast.Call, args: list[EvalValue], ctx: EvalContext)
     lower = _scalar(args[0])
     upper = _scalar(args[1])
     vec = _vec(args[2])
-    kept, bounds, gid, keys = _bucket_groups(vec, ctx)
+    kept, bounds, gid, keys = _bucket_groups(vec, ctx, arg_pos(call, 2))
     if not keys:
         return VectorV.empty(ctx.n_steps)
     out, present = histogram_fraction(

@@ -52,7 +52,6 @@ class _Parser:
         self.i = 0
         self.experimental = experimental_functions
         self.duration_exprs = duration_expressions
-        self.starts: dict[int, int] = {}
 
     # -- token helpers -------------------------------------------------------------------
     def peek(self, k: int = 0) -> Token:
@@ -95,11 +94,12 @@ class _Parser:
         return syntax_error(self.text, pos, msg)
 
     def mark(self, node: ast.Expr, pos: int) -> ast.Expr:
-        self.starts[id(node)] = pos
+        # The node was just built here and is not shared yet: record where it starts.
+        object.__setattr__(node, "pos", pos)
         return node
 
     def pos_of(self, node: ast.Expr) -> int:
-        return self.starts.get(id(node), 0)
+        return max(node.pos, 0)
 
     # -- grammar -------------------------------------------------------------------------
     def parse(self) -> ast.Expr:

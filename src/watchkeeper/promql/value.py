@@ -123,3 +123,40 @@ class QueryResult:
     warnings: list[str] = field(default_factory=list)
     infos: list[str] = field(default_factory=list)
     stats: QueryStats = field(default_factory=QueryStats)
+    positions: dict[str, int] = field(default_factory=dict)
+    """For annotations raised by a query node: where that node starts in the query text."""
+
+    def annotation_strings(
+        self, query: str, max_warnings: int = 10, max_infos: int = 10
+    ) -> tuple[list[str], list[str]]:
+        """Warnings and infos as Prometheus's HTTP API shows them.
+
+        Each annotation raised by a node gets " (line:column)" of that node in `query`, and
+        beyond `max_warnings`/`max_infos` (0: no limit) the rest is summed up in one
+        "N more ... annotations omitted" line, as Prometheus's `AsStrings` does.
+        """
+        warnings = self._limited(query, self.warnings, max_warnings, "warning")
+        return warnings, self._limited(query, self.infos, max_infos, "info")
+
+    def _limited(self, query: str, texts: list[str], limit: int, kind: str) -> list[str]:
+        shown = texts if limit <= 0 else texts[:limit]
+        out = [self._with_position(query, t) for t in shown]
+        if len(texts) > len(shown):
+            out.append(f"{len(texts) - len(shown)} more {kind} annotations omitted")
+        return out
+
+    def _with_position(self, query: str, text: str) -> str:
+        pos = self.positions.get(text, -1)
+        if pos < 0 or not query:
+            return text
+        return f"{text} ({position_text(query, pos)})"
+
+
+def position_text(query: str, pos: int) -> str:
+    """Prometheus's "line:column" for a str index into `query` (columns count UTF-8 bytes)."""
+    if pos > len(query):
+        return "invalid position"
+    line_start = query.rfind("\n", 0, pos) + 1
+    column = len(query[line_start:pos].encode("utf-8", "surrogatepass")) + 1
+    line = query.count("\n", 0, pos) + 1
+    return f"{line}:{column}"
