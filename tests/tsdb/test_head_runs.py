@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from watchkeeper.model.labels import Labels
 from watchkeeper.model.matchers import Matcher, MatchType
+from watchkeeper.storage.interface import SeriesSet
 from watchkeeper.testing.storage import MemoryStorage
 from watchkeeper.tsdb import head_runs
 from watchkeeper.tsdb.head import Head
@@ -218,3 +219,57 @@ def test_reads_during_background_merges_see_every_sample_once() -> None:
     store.settle()
     assert store.num_samples == 3000
     assert not any(isinstance(r, RawRun) for r in store._runs[:-1])
+
+
+def _assert_same(got: SeriesSet, want: SeriesSet) -> None:
+    assert got.labels == want.labels
+    assert np.array_equal(got.offsets, want.offsets)
+    assert np.array_equal(got.timestamps_ms, want.timestamps_ms)
+    assert np.array_equal(got.values.view(np.uint64), want.values.view(np.uint64))
+
+
+def test_small_selects_of_the_open_segment_agree_with_the_reference_store_across_commits() -> None:
+    head = Head(segment_samples=1 << 16, out_of_order_time_window_ms=10**6, chunk_range_ms=10**9)
+    ref = MemoryStorage(allow_out_of_order=True)
+    rng = np.random.default_rng(11)
+    series = [Labels.from_dict({"__name__": "m", "i": str(i)}) for i in range(300)]
+    seen: set[tuple[int, int]] = set()
+    for step in range(30):
+        pick = np.flatnonzero(rng.random(300) < 0.5)
+        ts = 1000 + step * 10 + rng.integers(-40, 3, len(pick))
+        keep = [
+            k for k, (p, t) in enumerate(zip(pick, ts, strict=True)) if (int(p), int(t)) not in seen
+        ]
+        seen.update((int(pick[k]), int(ts[k])) for k in keep)
+        pick, ts = pick[keep], ts[keep]
+        vals = rng.normal(0, 100, len(pick))
+        for store in (head, ref):
+            with store.appender() as app:
+                app.append(app.refs([series[p] for p in pick]), ts, vals)
+        for matchers in (
+            [Matcher(MatchType.EQUAL, "i", str(step))],
+            [Matcher(MatchType.REGEX, "i", "1[0-3]|27|299")],
+        ):
+            for lo, hi in ((0, 10**6), (1050, 1150)):
+                _assert_same(
+                    head.querier(lo, hi).select(matchers), ref.querier(lo, hi).select(matchers)
+                )
+    assert head._store.num_pages == 0
+    assert head._store._ix_n == head._store._n
+
+
+def test_a_small_select_after_a_delete_sees_just_the_samples_left() -> None:
+    head = Head(segment_samples=1 << 16)
+    series = [Labels.from_dict({"__name__": "m", "i": str(i)}) for i in range(100)]
+    for step in range(10):
+        with head.appender() as app:
+            app.append(app.refs(series), np.full(100, step * 10, np.int64), np.full(100, step))
+    one = [Matcher(MatchType.EQUAL, "i", "7")]
+    assert head.querier(0, 1000).select(one).timestamps_ms.tolist() == list(range(0, 100, 10))
+    head.delete(one, 20, 50)
+    assert head.querier(0, 1000).select(one).timestamps_ms.tolist() == [0, 10, 60, 70, 80, 90]
+    with head.appender() as app:
+        app.append(app.refs(series[7:8]), np.array([100], np.int64), np.array([1.5]))
+    got = head.querier(0, 1000).select(one)
+    assert got.timestamps_ms.tolist() == [0, 10, 60, 70, 80, 90, 100]
+    assert got.values.tolist() == [0, 1, 6, 7, 8, 9, 1.5]

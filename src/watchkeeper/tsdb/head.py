@@ -504,7 +504,7 @@ class Head:
         with self._lock:
             sel = np.zeros(len(self._labels), dtype=np.bool_)
             sel[refs_in] = True
-            runs, open_parts = self._store.snapshot(sel, mint_ms, maxt_ms)
+            runs, open_parts = self._store.snapshot(sel, mint_ms, maxt_ms, refs_in)
         return self._series_set(
             *read_selection(
                 runs,

@@ -488,10 +488,12 @@ def _series_for(
     """Indexes into a run's `refs` of the series selected by `sel` that overlap the range."""
     idx: npt.NDArray[np.intp]
     if sel_refs is not None and len(sel_refs) * 32 < len(refs):
-        pos = np.searchsorted(refs, sel_refs)
+        # NB: needles of the haystack's dtype; others would cast the whole haystack.
+        want = sel_refs.astype(refs.dtype)
+        pos = np.searchsorted(refs, want)
         inside = pos < len(refs)
         pos = pos[inside]
-        idx = pos[refs[pos] == sel_refs[inside]].astype(np.intp)
+        idx = pos[refs[pos] == want[inside]].astype(np.intp)
     else:
         limit = len(sel)
         idx = np.flatnonzero(sel[np.minimum(refs, limit - 1)] & (refs < limit))

@@ -69,6 +69,8 @@ PAGE_SAMPLES = 1 << 16
 """Samples per compressed page."""
 
 _Columns = tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64], npt.NDArray[np.float64]]
+_INDEX_RATIO = 16
+"""Selections of at most 1/16 as many refs as the open segment has rows use its index."""
 _DropFn = Callable[[npt.NDArray[np.uint32], npt.NDArray[np.int64]], npt.NDArray[np.bool_]]
 
 
@@ -163,6 +165,12 @@ class SampleStore:
         self._ts = np.empty(segment_samples, dtype=np.int64)
         self._vals = np.empty(segment_samples, dtype=np.float64)
         self._n = 0
+        self._ix_n = 0
+        """Rows of the open segment covered by the per-ref index below (0: no index)."""
+        self._ix_refs = np.zeros(0, dtype=np.uint32)
+        """The first `_ix_n` refs of the open segment, sorted (stably)."""
+        self._ix_rows = np.zeros(0, dtype=np.int64)
+        """The rows of `_ix_refs`: a series' rows are ascending (in write order)."""
         self._runs: list[AnyRun] = []
         """Runs in write order; raw runs only at the end."""
         self._fanout = fanout
@@ -223,6 +231,7 @@ class SampleStore:
             return
         raw = RawRun.of(*sort_unique(self._refs[:n], self._ts[:n], self._vals[:n]))
         self._n = 0
+        self._drop_index()
         if self._final(raw):
             # NB: a run that merges no further must not stay raw (nor the raw ones before it).
             self.settle()
@@ -339,17 +348,71 @@ class SampleStore:
                 self._working = False
                 self._idle.notify_all()
 
+    def _drop_index(self) -> None:
+        self._ix_n = 0
+        self._ix_refs = np.zeros(0, dtype=np.uint32)
+        self._ix_rows = np.zeros(0, dtype=np.int64)
+
+    def _open_index(self) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
+        """The open segment's refs sorted stably, and their rows; built lazily.
+
+        Rows appended since the last call are sorted on their own and merged in, so a
+        query after a small commit costs one linear merge, not a sort of the segment.
+        """
+        n, k = self._n, self._ix_n
+        if k == n:
+            return self._ix_refs, self._ix_rows
+        if k == 0 or n - k > k:
+            order = np.argsort(self._refs[:n], kind="stable")
+            self._ix_refs = self._refs[:n][order]
+            self._ix_rows = order.astype(np.int64)
+        else:
+            order = np.argsort(self._refs[k:n], kind="stable")
+            new_refs = self._refs[k:n][order]
+            # NB: side="right" puts the new rows after the older rows of the same ref.
+            at = np.searchsorted(self._ix_refs, new_refs, side="right")
+            at += np.arange(n - k, dtype=at.dtype)
+            old = np.ones(n, dtype=np.bool_)
+            old[at] = False
+            refs = np.empty(n, dtype=np.uint32)
+            rows = np.empty(n, dtype=np.int64)
+            refs[at] = new_refs
+            refs[old] = self._ix_refs
+            rows[at] = order + k
+            rows[old] = self._ix_rows
+            self._ix_refs, self._ix_rows = refs, rows
+        self._ix_n = n
+        return self._ix_refs, self._ix_rows
+
     def snapshot(
-        self, sel: npt.NDArray[np.bool_], mint: int, maxt: int
+        self,
+        sel: npt.NDArray[np.bool_],
+        mint: int,
+        maxt: int,
+        sel_refs: npt.NDArray[Any] | None = None,
     ) -> tuple[list[AnyRun], Parts]:
         """Returns the runs, and the open segment's selected samples in range (grouped).
 
         Cheap: call it under the head lock, then `read_runs` without it (runs are
-        immutable). `sel` is a boolean mask indexed by ref.
+        immutable). `sel` is a boolean mask indexed by ref. `sel_refs`, the ascending
+        refs set in `sel`, lets a small selection use a per-ref index of the open
+        segment instead of a pass over all of it.
         """
         limit = len(sel)
         runs = [r for r in self._run_list() if r.t_max >= mint and r.t_min <= maxt]
         n = self._n
+        if sel_refs is not None and n and len(sel_refs) * _INDEX_RATIO <= n:
+            ix_refs, ix_rows = self._open_index()
+            # NB: needles of the haystack's dtype; others would cast the whole haystack.
+            want = sel_refs.astype(np.uint32)
+            lo = np.searchsorted(ix_refs, want, side="left")
+            hi = np.searchsorted(ix_refs, want, side="right")
+            rows = ix_rows[ragged_arange(lo, hi - lo)]
+            ts_o = self._ts[rows]
+            keep = (ts_o >= mint) & (ts_o <= maxt)
+            if not keep.all():
+                rows, ts_o = rows[keep], ts_o[keep]
+            return runs, _group_grouped(self._refs[rows], ts_o, self._vals[rows])
         refs_o, ts_o = self._refs[:n], self._ts[:n]
         keep = sel[np.minimum(refs_o, limit - 1)] & (refs_o < limit)
         keep &= (ts_o >= mint) & (ts_o <= maxt)
@@ -402,6 +465,7 @@ class SampleStore:
                 self._ts[:m] = self._ts[:n][keep]
                 self._vals[:m] = self._vals[:n][keep]
                 self._n = m
+                self._drop_index()
                 removed += k
         runs: list[AnyRun] = []
         for run in self._runs:
@@ -467,6 +531,25 @@ def group_columns(
     return r[starts].astype(np.uint32), cnt, ts[order], vals[order]
 
 
+def _group_grouped(
+    refs: npt.NDArray[np.uint32], ts: npt.NDArray[np.int64], vals: npt.NDArray[np.float64]
+) -> Parts:
+    """Like `group_columns`, for samples already grouped by ascending ref in write order.
+
+    Skips the sort when every series' timestamps already ascend (the common case).
+    """
+    if len(refs) == 0:
+        return group_columns(refs, ts, vals)
+    same = refs[1:] == refs[:-1]
+    if (same & (ts[1:] < ts[:-1])).any():
+        return group_columns(refs, ts, vals)
+    first = np.ones(len(refs), dtype=np.bool_)
+    np.logical_not(same, out=first[1:])
+    starts = np.flatnonzero(first)
+    cnt = np.diff(np.append(starts, len(refs))).astype(np.int64)
+    return refs[starts], cnt, ts, vals
+
+
 def flat_columns(parts: Parts) -> _Columns:
     """Turns grouped samples into (refs, timestamps, values) columns."""
     refs, cnt, ts, vals = parts
@@ -522,6 +605,8 @@ def read_selection(
         cnt_lists.append(o_cnt)
     if not ref_lists:
         return (np.zeros(0, np.uint32), np.zeros(1, np.int64), o_ts[:0], o_vals[:0])
+    if not picks:
+        return _open_only(open_parts, label_order)
     uniq = union_refs(ref_lists)
     order = label_order(uniq)
     locs = [np.searchsorted(uniq, r) for r in ref_lists]
@@ -592,3 +677,19 @@ def read_selection(
         offsets = np.zeros(len(refs) + 1, dtype=np.int64)
         np.cumsum(kept[has], out=offsets[1:])
     return refs, offsets, ts, vals
+
+
+def _open_only(
+    open_parts: Parts, label_order: LabelOrder
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[Any]]:
+    """`read_selection` when only the open segment holds selected samples (in range)."""
+    o_refs, o_cnt, o_ts, o_vals = open_parts
+    order = label_order(o_refs)
+    cnt = o_cnt[order]
+    offsets = np.zeros(len(cnt) + 1, dtype=np.int64)
+    np.cumsum(cnt, out=offsets[1:])
+    if (order[1:] > order[:-1]).all():
+        return o_refs.astype(np.uint32), offsets, o_ts, o_vals
+    src = np.cumsum(o_cnt) - o_cnt
+    pos = ragged_arange(src[order], cnt)
+    return o_refs[order].astype(np.uint32), offsets, o_ts[pos], o_vals[pos]
