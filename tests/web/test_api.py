@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -598,3 +599,38 @@ async def test_queries_past_the_timeout_answer_503_timeout(make_client: MakeClie
         "errorType": "timeout",
         "error": "query timed out in query execution",
     }
+
+
+async def test_repeated_cheap_queries_skip_the_worker_thread_with_the_same_answer(
+    make_client: MakeClient,
+) -> None:
+    deps = make_api_deps(_storage(), clock=ManualClock(NOW_MS))
+    engine = deps.engine
+    threads: list[int] = []
+
+    class RecordingEngine:
+        def parse(self, query: str) -> Any:
+            return engine.parse(query)
+
+        def instant_query(self, query: str, time_ms: int, **kw: Any) -> Any:
+            threads.append(threading.get_ident())
+            return engine.instant_query(query, time_ms, **kw)
+
+        def range_query(self, *args: Any, **kw: Any) -> Any:
+            threads.append(threading.get_ident())
+            return engine.range_query(*args, **kw)
+
+    deps.engine = RecordingEngine()
+    client = await make_client(deps)
+    loop_thread = threading.get_ident()
+    params = {"query": "sum by (job) (up)", "time": str(NOW_MS / 1000)}
+    bodies = [await _json(client, "/api/v1/query", params=params) for _ in range(3)]
+    assert bodies[0] == bodies[1] == bodies[2]
+    assert threads[0] != loop_thread
+    assert threads[1:] == [loop_thread, loop_thread]
+    # A different step count is another query: its first run goes to the worker again.
+    rng = {"query": "up", "start": str(NOW_MS / 1000 - 60), "end": str(NOW_MS / 1000)}
+    first = await _json(client, "/api/v1/query_range", params={**rng, "step": "15"})
+    second = await _json(client, "/api/v1/query_range", params={**rng, "step": "30"})
+    assert len(first["data"]["result"]) == len(second["data"]["result"]) == 3
+    assert loop_thread not in threads[3:]

@@ -243,35 +243,35 @@ def _iter_matrix(value: Matrix) -> Iterator[bytes]:
     yield b"["
     offsets = value.offsets.tolist()
     stamps = TimestampTokens()
-    # NB: the checks of encode_points run once over the whole matrix, counted per series.
+    # NB: the checks of encode_points run once over the whole matrix, reduced per series;
+    # ".0," only ever ends an integral value, so its replacement needs no check.
     vals, ts = value.values, value.timestamps_ms
     mag = np.abs(vals)
-    plain = (mag < _SAFE_MAX) & ((mag >= _SAFE_MIN) | (mag == 0))
-    integral = vals == np.trunc(vals)
-    ends = value.offsets
-    bad = _per_series(~plain, ends).tolist()
-    whole = _per_series(integral, ends).tolist()
+    ok = mag < _SAFE_MAX
+    ok &= (mag >= _SAFE_MIN) | (mag == 0)
+    good = _all_per_series(ok, value.offsets).tolist()
     for i, lbl in enumerate(value.labels):
         lo, hi = offsets[i], offsets[i + 1]
         head = b'{"metric":' if i == 0 else b',{"metric":'
         yield head + labels_json(lbl) + b',"values":'
-        if bad[i] or hi == lo or int(ts[lo]) < 0 or int(ts[hi - 1]) >= _SAFE_TS_MS:
+        if not good[i] or hi == lo or int(ts[lo]) < 0 or int(ts[hi - 1]) >= _SAFE_TS_MS:
             yield encode_points(ts[lo:hi], vals[lo:hi], stamps)
         else:
-            yield _encode_plain(
-                ts[lo:hi], vals[lo:hi], stamps, integral=whole[i] > 0, nonfinite=False
-            )
+            yield _encode_plain(ts[lo:hi], vals[lo:hi], stamps, integral=True, nonfinite=False)
         yield b"}"
     yield b"]"
 
 
-def _per_series(
+def _all_per_series(
     mask: npt.NDArray[np.bool_], offsets: npt.NDArray[np.int64]
-) -> npt.NDArray[np.int64]:
-    """Counts the true entries of a per-sample mask in each series' slice."""
-    counts = np.zeros(len(mask) + 1, dtype=np.int64)
-    np.cumsum(mask, out=counts[1:])
-    result: npt.NDArray[np.int64] = counts[offsets[1:]] - counts[offsets[:-1]]
+) -> npt.NDArray[np.bool_]:
+    """Whether every entry of a per-sample mask is true in each series' slice."""
+    starts = offsets[:-1]
+    result = np.ones(len(starts), dtype=np.bool_)
+    nonempty = starts < offsets[1:]
+    if len(mask) and bool(nonempty.any()):
+        # NB: reduceat spans from one start to the next; empty series in between add none.
+        result[nonempty] = np.logical_and.reduceat(mask[: int(offsets[-1])], starts[nonempty])
     return result
 
 
