@@ -65,13 +65,16 @@ def run_import(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not args.quiet:
-        blocks = [Block.open(d) for d in dirs]
-        try:
-            print_blocks([b.meta for b in blocks], [b.size_bytes() for b in blocks], sys.stdout)
-        finally:
-            for b in blocks:
-                b.close()
+        _print_block_list([Block.open(d) for d in dirs])
     return 0
+
+
+def _print_block_list(blocks: Sequence[Block]) -> None:
+    try:
+        print_blocks([b.meta for b in blocks], [b.size_bytes() for b in blocks], sys.stdout)
+    finally:
+        for b in blocks:
+            b.close()
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -81,11 +84,7 @@ def run_list(args: argparse.Namespace) -> int:
     except (CorruptionError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    try:
-        print_blocks([b.meta for b in blocks], [b.size_bytes() for b in blocks], sys.stdout)
-    finally:
-        for b in blocks:
-            b.close()
+    _print_block_list(blocks)
     return 0
 
 

@@ -288,26 +288,13 @@ def _unpack_into(
             out[ragged_arange(d, c)] = words
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Run:
-    """An immutable, series-major run of samples (see the module docstring)."""
+class _RunExtent:
+    """What encoded and raw runs report alike: time extent, series count, bytes held."""
 
-    n: int
-    level: int
-    refs: npt.NDArray[np.uint32]
-    offsets: npt.NDArray[Any]
+    __slots__ = ()
+    refs: npt.NDArray[Any]
     t_first: npt.NDArray[np.int64]
     t_last: npt.NDArray[np.int64]
-    d_first: npt.NDArray[np.int64]
-    v_first: npt.NDArray[np.uint64]
-    t_code: npt.NDArray[np.uint8]
-    t_row: npt.NDArray[Any]
-    t_bounds: npt.NDArray[np.int64]
-    t_bytes: npt.NDArray[np.uint8]
-    v_code: npt.NDArray[np.uint8]
-    v_row: npt.NDArray[Any]
-    v_bounds: npt.NDArray[np.int64]
-    v_bytes: npt.NDArray[np.uint8]
 
     @property
     def t_min(self) -> int:
@@ -327,11 +314,31 @@ class Run:
     @property
     def nbytes(self) -> int:
         """Bytes held."""
-        return sum(
-            getattr(self, f).nbytes
-            for f in self.__slots__
-            if isinstance(getattr(self, f), np.ndarray)
-        )
+        names: tuple[str, ...] = getattr(type(self), "__slots__", ())
+        arrays = (getattr(self, name) for name in names)
+        return sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Run(_RunExtent):
+    """An immutable, series-major run of samples (see the module docstring)."""
+
+    n: int
+    level: int
+    refs: npt.NDArray[np.uint32]
+    offsets: npt.NDArray[Any]
+    t_first: npt.NDArray[np.int64]
+    t_last: npt.NDArray[np.int64]
+    d_first: npt.NDArray[np.int64]
+    v_first: npt.NDArray[np.uint64]
+    t_code: npt.NDArray[np.uint8]
+    t_row: npt.NDArray[Any]
+    t_bounds: npt.NDArray[np.int64]
+    t_bytes: npt.NDArray[np.uint8]
+    v_code: npt.NDArray[np.uint8]
+    v_row: npt.NDArray[Any]
+    v_bounds: npt.NDArray[np.int64]
+    v_bytes: npt.NDArray[np.uint8]
 
     @classmethod
     def encode(
@@ -502,7 +509,7 @@ def _series_for(
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class RawRun:
+class RawRun(_RunExtent):
     """An immutable run kept as plain columns sorted by (ref, timestamp).
 
     The newest runs stay raw until `fanout` of them merge into an encoded `Run`: that
@@ -537,30 +544,6 @@ class RawRun:
             t_last=ts[offsets[1:] - 1].astype(np.int64),
             ts=ts,
             vals=vals,
-        )
-
-    @property
-    def t_min(self) -> int:
-        """The lowest timestamp held."""
-        return int(self.t_first.min())
-
-    @property
-    def t_max(self) -> int:
-        """The highest timestamp held."""
-        return int(self.t_last.max())
-
-    @property
-    def num_series(self) -> int:
-        """Series with samples in the run."""
-        return len(self.refs)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held."""
-        return sum(
-            getattr(self, f).nbytes
-            for f in self.__slots__
-            if isinstance(getattr(self, f), np.ndarray)
         )
 
     def columns(
