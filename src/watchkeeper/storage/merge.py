@@ -21,7 +21,7 @@ _SLICE_MIN_SAMPLES: Final = 64
 """Average samples per series piece above which a merge copies slices, not an index."""
 
 
-def _order_by_rank_and_time(
+def order_by_rank_and_time(
     rank: npt.NDArray[np.int64], ts: npt.NDArray[np.int64], n_ranks: int
 ) -> npt.NDArray[np.intp]:
     """A stable order by (rank, timestamp): one sort on a combined key when it fits."""
@@ -32,6 +32,29 @@ def _order_by_rank_and_time(
     if span * n_ranks < (1 << 62):
         return np.argsort(rank * span + (ts - t_min), kind="stable")
     return np.lexsort((ts, rank))
+
+
+def group_ranked_samples(
+    rank: npt.NDArray[np.int64],
+    ts: npt.NDArray[np.int64],
+    vals: npt.NDArray[np.float64],
+    n_ranks: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """Orders samples by (series rank, time) and keeps the first of equal timestamps.
+
+    Returns (timestamps, values, offsets) of the ragged layout `SeriesSet` uses, with
+    n_ranks + 1 offsets (ranks with no sample get empty slices).
+    """
+    order = order_by_rank_and_time(rank, ts, n_ranks)
+    rank, ts, vals = rank[order], ts[order], vals[order]
+    dup = np.zeros(len(rank), dtype=np.bool_)
+    dup[1:] = (rank[1:] == rank[:-1]) & (ts[1:] == ts[:-1])
+    if dup.any():
+        keep = ~dup
+        rank, ts, vals = rank[keep], ts[keep], vals[keep]
+    offsets = np.zeros(n_ranks + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rank, minlength=n_ranks), out=offsets[1:])
+    return ts, vals, offsets
 
 
 def _ragged_arange(
@@ -156,7 +179,7 @@ def _sort_overlapping(
     lens = np.diff(offsets)
     pos = _ragged_arange(offsets[which], lens[which])
     rank = np.repeat(which, lens[which])
-    sub_order = _order_by_rank_and_time(rank, ts[pos], len(overlapping))
+    sub_order = order_by_rank_and_time(rank, ts[pos], len(overlapping))
     pos_sorted = pos[sub_order]
     sub_ts, sub_vals = ts[pos_sorted], vals[pos_sorted]
     ts = ts.copy()

@@ -32,6 +32,7 @@ from watchkeeper.storage.interface import (
     SeriesSet,
     StorageError,
 )
+from watchkeeper.storage.merge import group_ranked_samples
 from watchkeeper.tsdb.head_index import PostingsIndex
 from watchkeeper.tsdb.head_runs import expand
 from watchkeeper.tsdb.head_samples import (
@@ -622,15 +623,7 @@ class Head:
         bad[offsets[1:-1] - 1] = False
         if bad.any():
             rank = expand(np.arange(n_series, dtype=np.int64), np.diff(offsets))
-            order = _order_by_rank_and_time(rank, ts, n_series)
-            rank, ts, vals = rank[order], ts[order], vals[order]
-            dup = np.zeros(len(rank), dtype=np.bool_)
-            dup[1:] = (rank[1:] == rank[:-1]) & (ts[1:] == ts[:-1])
-            if dup.any():
-                keep = ~dup
-                rank, ts, vals = rank[keep], ts[keep], vals[keep]
-            offsets = np.zeros(n_series + 1, dtype=np.int64)
-            np.cumsum(np.bincount(rank, minlength=n_series), out=offsets[1:])
+            ts, vals, offsets = group_ranked_samples(rank, ts, vals, n_series)
         # NB: selected refs are alive, so they have labels; `or` would cost a __len__ each.
         labels = cast("list[Labels]", self._labels)
         return SeriesSet([labels[r] for r in refs.tolist()], offsets, ts, vals)
@@ -919,18 +912,6 @@ def _checkpoint_records(
     yield from kept
 
 
-def _order_by_rank_and_time(
-    rank: npt.NDArray[np.int64], ts: npt.NDArray[np.int64], n_ranks: int
-) -> npt.NDArray[np.intp]:
-    """A stable order by (rank, timestamp): one sort on a combined key when it fits."""
-    t_min, t_max = int(ts.min()), int(ts.max())
-    span = t_max - t_min + 1
-    if span * n_ranks < (1 << 62):
-        key = rank * span + (ts - t_min)
-        return np.argsort(key, kind="stable")
-    return np.lexsort((ts, rank))
-
-
 def build_series_set(
     refs: npt.NDArray[np.uint32] | npt.NDArray[np.uint64],
     ts: npt.NDArray[np.int64],
@@ -950,16 +931,7 @@ def build_series_set(
     rank_of_uniq[np.asarray(order_l, dtype=np.int64)] = np.arange(len(uniq), dtype=np.int64)
     lookup = np.zeros(int(uniq[-1]) + 1, dtype=np.int64)
     lookup[uniq.astype(np.int64)] = rank_of_uniq
-    rank = lookup[refs]
-    order = _order_by_rank_and_time(rank, ts, len(uniq))
-    rank, ts, vals = rank[order], ts[order], vals[order]
-    dup = np.zeros(len(rank), dtype=np.bool_)
-    dup[1:] = (rank[1:] == rank[:-1]) & (ts[1:] == ts[:-1])
-    if dup.any():
-        keep = ~dup
-        rank, ts, vals = rank[keep], ts[keep], vals[keep]
-    offsets = np.zeros(len(uniq) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rank, minlength=len(uniq)), out=offsets[1:])
+    ts, vals, offsets = group_ranked_samples(lookup[refs], ts, vals, len(uniq))
     labels = [uniq_labels[i] for i in order_l]
     return SeriesSet(labels, offsets, ts, vals)
 
