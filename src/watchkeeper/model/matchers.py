@@ -144,6 +144,59 @@ class Matcher:
         return f'{self.name}{self.type.value}"{escaped}"'
 
 
+_REGEX_SPECIALS = frozenset("\\.+*?()|[]{}^$")
+"""The characters RE2's QuoteMeta escapes."""
+
+
+def quote_regex(literal: str) -> str:
+    r"""Escapes a string so that a regex matches exactly it (RE2's QuoteMeta).
+
+    Example:
+        >>> quote_regex("a.b|c")
+        'a\\.b\\|c'
+        >>> Matcher(MatchType.REGEX, "x", quote_regex("a.b")).matches("axb")
+        False
+    """
+    return "".join("\\" + c if c in _REGEX_SPECIALS else c for c in literal)
+
+
+def literal_alternatives(pattern: str) -> set[str] | None:
+    r"""Returns the literals of a regex that is a plain alternation (`a|b|c`), else None.
+
+    Escaped special characters count as literals, so `quote_regex`'s output qualifies.
+
+    Example:
+        >>> sorted(literal_alternatives("api|web") or [])
+        ['api', 'web']
+        >>> sorted(literal_alternatives("a\\.b|c") or [])
+        ['a.b', 'c']
+        >>> literal_alternatives("api.*") is None
+        True
+    """
+    if "\\" not in pattern:
+        if any(c in _REGEX_SPECIALS and c != "|" for c in pattern):
+            return None
+        return set(pattern.split("|"))
+    out: set[str] = set()
+    current: list[str] = []
+    chars = iter(pattern)
+    for c in chars:
+        if c == "\\":
+            escaped = next(chars, "")
+            if escaped not in _REGEX_SPECIALS:
+                return None  # \d, \w, a trailing backslash...: not a literal
+            current.append(escaped)
+        elif c == "|":
+            out.add("".join(current))
+            current = []
+        elif c in _REGEX_SPECIALS:
+            return None
+        else:
+            current.append(c)
+    out.add("".join(current))
+    return out
+
+
 def matches_all(matchers: tuple[Matcher, ...] | list[Matcher], labels: Labels) -> bool:
     """Tells whether a label set satisfies every matcher."""
     return all(m.matches(labels.get(m.name)) for m in matchers)

@@ -21,6 +21,7 @@ from watchkeeper.model.clock import Clock
 from watchkeeper.model.labels import METRIC_NAME, Labels
 from watchkeeper.model.matchers import Matcher, MatchType
 from watchkeeper.model.value import STALE_NAN, stale_mask
+from watchkeeper.promql.batch import QueryBatch
 from watchkeeper.promql.errors import PromQLError
 from watchkeeper.rules.alerting import (
     ALERT_FOR_STATE_METRIC,
@@ -28,6 +29,7 @@ from watchkeeper.rules.alerting import (
     AlertingRule,
     TemplateContext,
 )
+from watchkeeper.rules.batching import BatchingQueryFunc, IterationQueries, plan_group_batches
 from watchkeeper.rules.metrics import RuleMetrics
 from watchkeeper.rules.recording import RecordingRule
 from watchkeeper.rules.rule import InstantVector, QueryFunc, RuleError
@@ -264,6 +266,14 @@ class Group:
         evaluations = metrics.evaluations.labels(key)
         observe = metrics.evaluation_duration.observe
         query = self.opts.query
+        batches = self._batches()
+        iteration = (
+            IterationQueries(query, batches, [r.query for r in self.rules], sample_ts)
+            if batches and isinstance(query, BatchingQueryFunc)
+            else None
+        )
+        if iteration is not None:
+            query = iteration
         for i, rule in enumerate(self.rules):
             start = time.perf_counter()
             evaluations.inc()
@@ -301,6 +311,8 @@ class Group:
             if flush_after[i]:
                 self._write(pending, sample_ts)
             duration = time.perf_counter() - start
+            if iteration is not None:
+                duration += iteration.duration_adjustment(rule.query)
             observe(duration)
             rule.record_evaluation(self.opts.clock.now_ms(), duration, error, len(vector))
             total_samples += len(vector)
@@ -312,6 +324,21 @@ class Group:
                 pending.add(leftover, np.full(len(leftover), STALE_NAN, dtype=np.float64))
         self._write(pending, sample_ts)
         metrics.group_last_samples.labels(key).set(total_samples)
+
+    def _batches(self) -> list[QueryBatch]:
+        """Batches of this group's same-shaped rule expressions (planned once)."""
+        if self._batch_cache is None or self._batch_cache[0] != len(self.rules):
+            written = {r.name for r in self.rules if isinstance(r, RecordingRule)}
+            if self.alerting_rules():
+                written |= {"ALERTS", "ALERTS_FOR_STATE"}
+            texts = [r.query for r in self.rules]
+            self._batch_cache = (
+                len(self.rules),
+                plan_group_batches(self.opts.query, texts, written),
+            )
+        return self._batch_cache[1]
+
+    _batch_cache: tuple[int, list[QueryBatch]] | None = None
 
     def _flush_points(self) -> list[bool]:
         """For each rule, whether its output must be committed before the next rule runs.

@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import quote_plus
 
 import numpy as np
@@ -30,6 +30,7 @@ from watchkeeper.model.clock import SYSTEM_CLOCK, Clock
 from watchkeeper.model.labels import Labels
 from watchkeeper.model.matchers import Matcher, matches_all
 from watchkeeper.notifier.alert import NotifierAlert
+from watchkeeper.promql.batch import QueryBatch, plan_batches, split_vector
 from watchkeeper.promql.errors import EvaluationError, PromQLError
 from watchkeeper.promql.parser import format_expr, parse_expr
 from watchkeeper.promql.value import QueryResult, Scalar, Vector
@@ -72,32 +73,79 @@ def vector_from_result(result: QueryResult) -> InstantVector:
     raise EvaluationError("rule result is not a vector or scalar")
 
 
+class EngineQueryFunc:
+    """Adapts a PromQL engine to the rules' query function, and evaluates batches.
+
+    Rules run the same expressions every interval, so parsed expressions are cached. Groups
+    ask `plan` once for batches of same-shaped expressions (see `watchkeeper.promql.batch`)
+    and evaluate each batch with `run` as one query.
+    """
+
+    def __init__(self, engine: BatchingEngine) -> None:
+        self._engine = engine
+        self._parsed: dict[str, Any] = {}
+
+    def __call__(self, text: str, time_ms: int) -> InstantVector:
+        """Evaluates one expression at a time."""
+        return vector_from_result(self._engine.eval_expr(self._parse(text), time_ms))
+
+    def _parse(self, text: str) -> Any:
+        expr = self._parsed.get(text)
+        if expr is None:
+            expr = self._engine.parse(text)
+            if len(self._parsed) > 100_000:
+                self._parsed.clear()
+            self._parsed[text] = expr
+        return expr
+
+    def plan(self, texts: Sequence[str]) -> list[QueryBatch]:
+        """Batches of the given expressions that can be evaluated as one query."""
+        exprs = []
+        for text in texts:
+            try:
+                exprs.append(self._parse(text))
+            except PromQLError:
+                exprs.append(None)
+        return plan_batches(exprs)
+
+    def run(self, batch: QueryBatch, time_ms: int) -> list[InstantVector]:
+        """Each member's result, in `batch.members` order.
+
+        Raises:
+            PromQLError: when the batched query fails (callers evaluate members alone).
+        """
+        vector = vector_from_result(self._engine.eval_expr(batch.expr, time_ms))
+        return [
+            InstantVector(labels, values, vector.timestamp_ms)
+            for labels, values in split_vector(batch, vector.labels, vector.values)
+        ]
+
+
+class BatchingEngine(Protocol):
+    """The parts of the PromQL engine that parse once and evaluate parsed expressions."""
+
+    def parse(self, query: str) -> Any:
+        """Parses a query."""
+        ...
+
+    def eval_expr(self, expr: Any, time_ms: int) -> QueryResult:
+        """Evaluates a parsed expression at one time."""
+        ...
+
+
 def engine_query_func(engine: InstantQueryEngine) -> QueryFunc:
     """Adapts a PromQL engine to the rules' query function.
 
-    Rules run the same expressions every interval, so parsed expressions are cached when
-    the engine offers `parse` and `eval_expr`.
+    Engines that parse separately from evaluating (ours) get an `EngineQueryFunc`, which
+    caches parsed expressions and evaluates batches of same-shaped rules as one query.
     """
-    parse = getattr(engine, "parse", None)
-    eval_expr = getattr(engine, "eval_expr", None)
-    if parse is None or eval_expr is None:
+    if hasattr(engine, "parse") and hasattr(engine, "eval_expr"):
+        return EngineQueryFunc(cast("BatchingEngine", engine))
 
-        def plain(text: str, time_ms: int) -> InstantVector:
-            return vector_from_result(engine.instant_query(text, time_ms))
+    def plain(text: str, time_ms: int) -> InstantVector:
+        return vector_from_result(engine.instant_query(text, time_ms))
 
-        return plain
-    parsed: dict[str, Any] = {}
-
-    def cached(text: str, time_ms: int) -> InstantVector:
-        expr = parsed.get(text)
-        if expr is None:
-            expr = parse(text)
-            if len(parsed) > 100_000:
-                parsed.clear()
-            parsed[text] = expr
-        return vector_from_result(eval_expr(expr, time_ms))
-
-    return cached
+    return plain
 
 
 class AlertSender(Protocol):

@@ -12,23 +12,7 @@ from collections.abc import Iterable, Sequence
 from pyroaring import BitMap
 
 from watchkeeper.model.labels import METRIC_NAME, Labels
-from watchkeeper.model.matchers import Matcher, MatchType
-
-_REGEX_SPECIALS = frozenset("\\^$.?*+()[]{}")
-
-
-def literal_alternatives(pattern: str) -> set[str] | None:
-    """Returns the literals of a regex that is a plain alternation (`a|b|c`), else None.
-
-    Example:
-        >>> sorted(literal_alternatives("api|web") or [])
-        ['api', 'web']
-        >>> literal_alternatives("api.*") is None
-        True
-    """
-    if any(c in _REGEX_SPECIALS for c in pattern):
-        return None
-    return set(pattern.split("|"))
+from watchkeeper.model.matchers import Matcher, MatchType, literal_alternatives
 
 
 class PostingsIndex:
