@@ -199,3 +199,36 @@ def test_a_prometheus_block_is_named_as_such(tmp_path: Path) -> None:
     (d / "meta.json").write_text('{"ulid": "x", "minTime": 0, "maxTime": 1, "version": 1}')
     with pytest.raises(CorruptionError, match="Prometheus block"):
         Block.open(d)
+
+
+@pytest.mark.parametrize("deleted", [False, True])
+def test_any_time_window_reads_exactly_the_samples_inside_it(
+    tmp_path: Path, deleted: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Short windows over long chunks are trimmed per chunk; edges are inclusive."""
+    monkeypatch.setattr(block_mod, "PAGE_TARGET_SAMPLES", 6_000)  # many pages
+    series = make_series(n_series=12, per=9000, seed=3)  # chunks of up to 4,096 samples
+    path = write_block(tmp_path, series, mint_ms=T0, maxt_ms=T0 + 7_200_000)
+    assert path is not None
+    cut = (T0 + 1_000_000, T0 + 1_500_000)
+    memory = MemoryStorage()
+    with memory.appender() as app:
+        for i in range(len(series)):
+            lbls, ts, vals = series.series(i)
+            if deleted and lbls.get("odd"):
+                alive = (ts < cut[0]) | (ts > cut[1])
+                ts, vals = ts[alive], vals[alive]
+            app.append_series([lbls] * len(ts), ts, vals)
+    everything = [Matcher(MatchType.REGEX, "__name__", ".+")]
+    with Block.open(path) as block:
+        assert len(block.index.chunk_refs.page_offset) > 5
+        if deleted:
+            block.delete([Matcher.equal("odd", "yes")], *cut)
+        rng = np.random.default_rng(5)
+        stamps = series.timestamps_ms
+        for _ in range(150):
+            a, b = sorted(int(t) for t in rng.choice(stamps, 2))
+            a -= int(rng.integers(0, 2))
+            b += int(rng.integers(0, 2))
+            with block.querier(a, b) as q:
+                assert_same(q.select(everything), memory.querier(a, b).select(everything))

@@ -245,6 +245,27 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _bisect_chunks(ts: _I64, starts: _I64, counts: _I64, bound: int, *, right: bool) -> _I64:
+    """Per chunk, the first position whose timestamp is >= `bound` (> with `right`).
+
+    Chunk i is the sorted slice ts[starts[i] : starts[i] + counts[i]]; all chunks are
+    bisected together, so the cost is ~13 vector steps whatever their number.
+    """
+    lo = starts.copy()
+    hi = starts + counts
+    last = len(ts) - 1
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = (lo + hi) >> 1
+        at = ts[np.minimum(mid, last)]
+        below = (at <= bound) if right else (at < bound)
+        below &= active
+        lo = np.where(below, mid + 1, lo)
+        hi = np.where(below | ~active, hi, mid)
+
+
 def ragged_arange(starts: _I64, lengths: _I64) -> _I64:
     """Concatenates arange(starts[i], starts[i] + lengths[i]) for all i, vectorized."""
     keep = lengths > 0
@@ -606,56 +627,54 @@ class Block:
         hit = (cmint <= maxt_ms) & (cmaxt >= mint_ms)
         if not hit.all():
             chunk, owner, cmint, cmaxt = chunk[hit], owner[hit], cmint[hit], cmaxt[hit]
-        inside = bool(((cmint >= mint_ms) & (cmaxt <= maxt_ms)).all())
+        partial = (cmint < mint_ms) | (cmaxt > maxt_ms)
         pages = refs.page[chunk].astype(np.int64)
         starts = refs.start[chunk].astype(np.int64)
         counts = refs.count[chunk].astype(np.int64)
-        sample_start = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=sample_start[1:])
-        total = int(sample_start[-1])
-        ts = np.empty(total, dtype=np.int64)
-        vals = np.empty(total, dtype=np.float64)
+        per_chunk = counts.copy()
         cuts = np.flatnonzero(np.diff(pages)) + 1
         bounds = [0, *cuts.tolist(), len(pages)] if len(pages) else [0]
         groups = list(itertools.pairwise(bounds))
         warnings: list[str] = []
-        lost: list[tuple[int, int]] = []
+        ts_parts: list[_I64] = []
+        val_parts: list[npt.NDArray[np.float64]] = []
         for (a, b), page in zip(
             groups, self._pages([int(pages[a]) for a, _ in groups]), strict=True
         ):
-            s0, s1 = int(sample_start[a]), int(sample_start[b])
             if page is None:
                 p = int(pages[a])
                 warnings.append(
                     f"block {self.meta.ulid}: skipped damaged chunks: {self.corrupt_pages.get(p)}"
                 )
-                lost.append((s0, s1))
+                per_chunk[a:b] = 0
                 continue
-            if s1 - s0 == len(page.timestamps_ms):
-                ts[s0:s1] = page.timestamps_ms
-                vals[s0:s1] = page.values
+            st, ct = starts[a:b], counts[a:b]
+            if partial[a:b].any():
+                # Only the samples in range are copied: a short query over long chunks
+                # touches a few samples per chunk, not all of them.
+                first = _bisect_chunks(page.timestamps_ms, st, ct, mint_ms, right=False)
+                end = _bisect_chunks(page.timestamps_ms, st, ct, maxt_ms, right=True)
+                st, ct = first, end - first
+                per_chunk[a:b] = ct
+            if int(ct.sum()) == len(page.timestamps_ms):
+                ts_parts.append(page.timestamps_ms)
+                val_parts.append(page.values)
             else:
-                take = ragged_arange(starts[a:b], counts[a:b])
-                np.take(page.timestamps_ms, take, out=ts[s0:s1])
-                np.take(page.values, take, out=vals[s0:s1])
-        keep: npt.NDArray[np.bool_] | None = None
-        if not inside:
-            keep = (ts >= mint_ms) & (ts <= maxt_ms)
-        if lost:
-            if keep is None:
-                keep = np.ones(total, dtype=np.bool_)
-            for s0, s1 in lost:
-                keep[s0:s1] = False
+                take = ragged_arange(st, ct)
+                ts_parts.append(page.timestamps_ms[take])
+                val_parts.append(page.values[take])
+        # NB: concatenate copies, so cached pages are never handed out to be modified.
+        ts = np.concatenate(ts_parts) if ts_parts else np.zeros(0, dtype=np.int64)
+        vals = np.concatenate(val_parts) if val_parts else np.zeros(0, dtype=np.float64)
         if len(self.tombstones):
-            sample_series = np.repeat(ids[owner], counts)
-            dead = self.tombstones.deleted_mask(sample_series, ts)
-            keep = ~dead if keep is None else keep & ~dead
-        per_chunk = counts
-        if keep is not None and not keep.all():
-            kept = np.zeros(total + 1, dtype=np.int64)
-            np.cumsum(keep, out=kept[1:])
-            per_chunk = kept[sample_start[1:]] - kept[sample_start[:-1]]
-            ts, vals = ts[keep], vals[keep]
+            sample_series = np.repeat(ids[owner], per_chunk)
+            keep = ~self.tombstones.deleted_mask(sample_series, ts)
+            if not keep.all():
+                kept = np.zeros(len(ts) + 1, dtype=np.int64)
+                np.cumsum(keep, out=kept[1:])
+                chunk_end = np.cumsum(per_chunk)
+                per_chunk = kept[chunk_end] - kept[chunk_end - per_chunk]
+                ts, vals = ts[keep], vals[keep]
         offsets = np.zeros(len(ids) + 1, dtype=np.int64)
         np.cumsum(np.bincount(owner, weights=per_chunk, minlength=len(ids)), out=offsets[1:])
         return SeriesSamples(ids, offsets, ts, vals, warnings)
