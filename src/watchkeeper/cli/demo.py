@@ -17,6 +17,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from watchkeeper.cli.eventloop import run_server
 from watchkeeper.instrument.metrics import Registry
 
 DEMO_FILES = ("prometheus.yml", "rules.yml")
@@ -112,7 +113,7 @@ async def _run_demo(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Runs the demo until interrupted."""
     try:
-        return asyncio.run(_run_demo(args))
+        return run_server(_run_demo(args))
     except KeyboardInterrupt:
         return 0
 

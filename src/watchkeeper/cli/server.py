@@ -29,6 +29,7 @@ from watchkeeper.cli.adapters import (
     ServerInfo,
     TsdbAdministration,
 )
+from watchkeeper.cli.eventloop import run_server
 from watchkeeper.cli.flags import FlagError, ServerFlags, add_server_flags, flags_from_args
 from watchkeeper.config.prometheus import PrometheusConfig, load_config
 from watchkeeper.config.yamlsource import ConfigError
@@ -398,7 +399,7 @@ async def _serve(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Entry point of `watchkeeper server`."""
     try:
-        return asyncio.run(_serve(args))
+        return run_server(_serve(args))
     except KeyboardInterrupt:
         return 0
 
