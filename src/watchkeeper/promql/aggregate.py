@@ -8,6 +8,7 @@ Prometheus's mean, variance and quantile, and lexsorts for topk/bottomk/limitk.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -118,7 +119,11 @@ def aggregate(
     keeps_name = (not expr.without) and METRIC_NAME in expr.grouping
     present = vec.present
     values = vec.values
-    if op == "sum":
+    if n_groups == len(vec.labels) and op in _ONE_PER_GROUP:
+        # Every group holds one series (group ids are first-seen order, so group i is
+        # series i): the answer is the series itself, as Prometheus's fold leaves it.
+        out, seen = _ONE_PER_GROUP[op](values, present), present
+    elif op == "sum":
         out, seen = grouped_sum(values, present, gid, n_groups)
     elif op == "avg":
         out, seen = grouped_avg(values, present, gid, n_groups)
@@ -152,6 +157,18 @@ def aggregate(
     drop = _group_drop(vec, gid, n_groups, keeps_name)
     result = VectorV(keys, np.where(seen, out, np.nan), seen, drop)
     return result.nonempty()
+
+
+_ONE_PER_GROUP: dict[str, Callable[[F64, Bool], F64]] = {
+    # Kahan-compensated folds end with value + compensation (0.0): -0.0 becomes 0.0.
+    "sum": lambda values, present: values + 0.0,
+    "avg": lambda values, present: values + 0.0,
+    "min": lambda values, present: values,
+    "max": lambda values, present: values,
+    "count": lambda values, present: present.astype(np.float64),
+    "group": lambda values, present: np.ones(values.shape),
+}
+"""Aggregations whose result over a single series needs no reduction."""
 
 
 def _param_pos(expr: ast.AggregateExpr) -> int:
