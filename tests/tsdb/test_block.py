@@ -202,11 +202,14 @@ def test_a_prometheus_block_is_named_as_such(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("deleted", [False, True])
+@pytest.mark.parametrize("search_alone", [0, 1_000])
 def test_any_time_window_reads_exactly_the_samples_inside_it(
-    tmp_path: Path, deleted: bool, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, deleted: bool, search_alone: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Short windows over long chunks are trimmed per chunk; edges are inclusive."""
     monkeypatch.setattr(block_mod, "PAGE_TARGET_SAMPLES", 6_000)  # many pages
+    # Chunks searched one by one, or all bisected together.
+    monkeypatch.setattr(block_mod, "_SEARCH_CHUNKS_ALONE", search_alone)
     series = make_series(n_series=12, per=9000, seed=3)  # chunks of up to 4,096 samples
     path = write_block(tmp_path, series, mint_ms=T0, maxt_ms=T0 + 7_200_000)
     assert path is not None
