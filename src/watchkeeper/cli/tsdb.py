@@ -1,8 +1,9 @@
-"""`watchkeeper tsdb ...`: import, list, analyze, dump and export TSDB blocks (as promtool tsdb).
+"""`watchkeeper tsdb ...`: import, list, analyze, dump and export TSDB data (as promtool tsdb).
 
 Subcommands: `import openmetrics FILE [DIR]`, `list [DIR]`, `analyze [DIR] [BLOCK-ID]`,
-`dump [DIR]`, `export --format parquet [DIR] --output FILE`. DIR defaults to ./data, the
-default `--storage.tsdb.path` of the server.
+`dump [DIR]` and `dump-openmetrics [DIR]` (blocks and the head replayed from the WAL, read
+only), `export --format parquet [DIR] --output FILE`. DIR defaults to ./data, the default
+`--storage.tsdb.path` of the server.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from pathlib import Path
 from typing import TextIO
 
 from watchkeeper.model.matchers import Matcher
+from watchkeeper.storage.interface import StorageError
 from watchkeeper.tsdb.block import Block, BlockMeta, open_blocks
 from watchkeeper.tsdb.chunks.errors import CorruptionError
+from watchkeeper.tsdb.db import TSDB
 from watchkeeper.tsdb.tools.analyze import analyze_block, format_go_duration, render_report
-from watchkeeper.tsdb.tools.dump import dump_samples
+from watchkeeper.tsdb.tools.dump import DumpFormat, dump_samples
 from watchkeeper.tsdb.tools.export import ExportError, export_parquet
 from watchkeeper.tsdb.tools.importer import ImportInputError, import_openmetrics
 from watchkeeper.tsdb.tools.selector import SelectorError, parse_selector
@@ -115,22 +118,38 @@ def run_analyze(args: argparse.Namespace) -> int:
 
 
 def run_dump(args: argparse.Namespace) -> int:
-    """Prints samples as promtool tsdb dump."""
+    """Prints the samples of blocks and head as promtool tsdb dump (or dump-openmetrics).
+
+    The directory is opened read-only: no lock, no WAL repair, nothing written, so a
+    directory a running server holds can be dumped.
+    """
     try:
         sets = _matcher_sets(args.match)
-        blocks = _open(args.dir)
-    except (SelectorError, CorruptionError, OSError) as exc:
+        db = TSDB.open_read_only(Path(args.dir))
+    except (SelectorError, StorageError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
-        dump_samples(
-            blocks, sys.stdout, matcher_sets=sets, mint_ms=args.min_time, maxt_ms=args.max_time
-        )
+        for bad in db.head.replay_status.corruptions:
+            print(
+                f"warning: WAL {bad.path} is damaged at offset {bad.offset} ({bad.reason}): "
+                "later records are not dumped",
+                file=sys.stderr,
+            )
+        with db.blocks_in_range(args.min_time, args.max_time) as blocks:
+            dump_samples(
+                blocks,
+                sys.stdout,
+                head=db.head,
+                matcher_sets=sets,
+                mint_ms=args.min_time,
+                maxt_ms=args.max_time,
+                fmt=args.dump_format,
+            )
     except BrokenPipeError:  # pragma: no cover - `| head`
         return 0
     finally:
-        for b in blocks:
-            b.close()
+        db.close()
     return 0
 
 
@@ -213,10 +232,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ana.add_argument("--plain", action="store_true", help="promtool's plain text output.")
     ana.set_defaults(func=run_analyze)
 
-    dump = sub.add_parser("dump", help="Dump samples (as promtool tsdb dump).")
+    dump = sub.add_parser("dump", help="Dump samples of blocks and head (as promtool).")
     dump.add_argument("dir", metavar="DIR", nargs="?", default=DEFAULT_DIR)
     _add_range(dump)
-    dump.set_defaults(func=run_dump)
+    dump.set_defaults(func=run_dump, dump_format=DumpFormat.TEXT)
+
+    dom = sub.add_parser("dump-openmetrics", help="Dump samples as OpenMetrics text.")
+    dom.add_argument("dir", metavar="DIR", nargs="?", default=DEFAULT_DIR)
+    _add_range(dom)
+    dom.set_defaults(func=run_dump, dump_format=DumpFormat.OPENMETRICS)
 
     exp = sub.add_parser("export", help="Export samples to a file (Parquet).")
     exp.add_argument("dir", metavar="DIR", nargs="?", default=DEFAULT_DIR)

@@ -6,7 +6,8 @@ querier merges the head with every block that overlaps its range. `maintenance` 
 periodically by the server, directly by tests) cuts the head into blocks, truncates the
 head and checkpoints the WAL, compacts blocks, and applies retention by time and size.
 A block is never loaded half-written: blocks are written in a temporary directory and
-renamed into place; leftovers are removed on open.
+renamed into place; leftovers are removed on open. `TSDB.open_read_only` reads a directory
+(even one a running server holds) without changing anything in it, as promtool does.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,9 +138,11 @@ class TSDB:
         head: Head,
         clock: Clock,
         lock_fd: int | None,
+        read_only: bool = False,
     ) -> None:
-        """Use `TSDB.open`."""
+        """Use `TSDB.open` or `TSDB.open_read_only`."""
         self.dir = path
+        self.read_only = read_only
         self.options = options
         self.metrics = metrics
         self.head = head
@@ -172,12 +175,7 @@ class TSDB:
         metrics = TsdbMetrics(registry)
         metrics.retention_limit_bytes.set(options.retention_bytes)
         metrics.retention_limit_seconds.set(options.retention_ms / 1000.0)
-        head = Head(
-            metrics=metrics,
-            out_of_order_time_window_ms=options.out_of_order_time_window_ms,
-            chunk_range_ms=options.min_block_duration_ms,
-            segment_samples=options.head_segment_samples,
-        )
+        head = _new_head(options, metrics)
         db = cls(path, options, metrics=metrics, head=head, clock=clock, lock_fd=lock_fd)
         try:
             _remove_leftovers(path)
@@ -202,6 +200,44 @@ class TSDB:
         metrics.lowest_timestamp_gauges(lambda: float(db.start_time_ms()))
         return db
 
+    @classmethod
+    def open_read_only(
+        cls,
+        path: Path,
+        options: TsdbOptions | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> TSDB:
+        """Opens an existing data directory for reading only; nothing on disk changes.
+
+        No lock is taken (a running server may hold the directory), leftovers and blocks
+        replaced by compaction stay in place (replaced blocks are not read), the WAL is
+        replayed without repairing damage (`head.replay_status.corruptions` says where it
+        stopped). Appends, maintenance and deletions are refused with `StorageError`.
+
+        Raises:
+            FileNotFoundError: when the directory does not exist.
+            StorageError: when a block cannot be opened (`CorruptionError`).
+        """
+        options = options or TsdbOptions()
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path}: no such directory")
+        metrics = TsdbMetrics(None)
+        head = _new_head(options, metrics)
+        db = cls(
+            path, options, metrics=metrics, head=head, clock=clock, lock_fd=None, read_only=True
+        )
+        try:
+            db._load_blocks()
+            newest = max((lb.block.meta.max_time_ms for lb in db._blocks), default=INT64_MIN)
+            head.min_valid_time_ms = newest
+            head.replay(path / WAL_DIRNAME, repair=False)
+        except BaseException:
+            db._close_blocks()
+            raise
+        return db
+
     # Blocks.
 
     def _load_blocks(self) -> None:
@@ -215,12 +251,20 @@ class TSDB:
                 try:
                     loaded.append(_LoadedBlock(Block.open(p)))
                 except (StorageError, OSError, ValueError) as exc:
+                    if self.read_only:
+                        for lb in loaded:
+                            lb.block.close()
+                        if isinstance(exc, StorageError):
+                            raise
+                        raise StorageError(f"cannot open block {p}: {exc}") from exc
                     self.metrics.reloads_failed.inc()
                     log.error("Cannot open block %s, skipping it: %s", p, exc)
             parents = {d.ulid for lb in loaded for d in lb.block.meta.compaction.parents}
             keep: list[_LoadedBlock] = []
             for lb in loaded:
-                if lb.block.meta.ulid in parents:
+                if lb.block.meta.ulid in parents and self.read_only:
+                    lb.block.close()
+                elif lb.block.meta.ulid in parents:
                     self._delete_block_locked(lb)
                 else:
                     keep.append(lb)
@@ -263,12 +307,25 @@ class TSDB:
         with self._lock:
             return [lb.block.meta for lb in self._blocks]
 
+    @contextlib.contextmanager
+    def blocks_in_range(self, mint_ms: int, maxt_ms: int) -> Iterator[list[Block]]:
+        """Yields the loaded blocks that overlap [mint_ms, maxt_ms], oldest first.
+
+        They stay open (compaction and retention cannot close them) until the `with` exits.
+        """
+        held = self._acquire(mint_ms, maxt_ms)
+        try:
+            yield [lb.block for lb in held]
+        finally:
+            self._release(held)
+
     # Storage interface.
 
     def appender(self) -> Appender:
         """Returns a write transaction on the head."""
         if self._closed:
             raise StorageError("TSDB is closed")
+        self._refuse_if_read_only("append")
         return self.head.appender()
 
     def querier(self, mint_ms: int, maxt_ms: int) -> Querier:
@@ -315,7 +372,7 @@ class TSDB:
         """Cuts head blocks, compacts, applies retention; errors are reported, not raised."""
         report = MaintenanceReport()
         with self._maintenance_lock:
-            if self._closed:
+            if self._closed or self.read_only:
                 return report
             self._compact_head(report)
             self._compact_blocks(report)
@@ -456,6 +513,7 @@ class TSDB:
 
     def delete_series(self, matchers: Sequence[Matcher], mint_ms: int, maxt_ms: int) -> None:
         """Deletes the samples of matching series in [mint_ms, maxt_ms] (head and blocks)."""
+        self._refuse_if_read_only("delete series")
         with self._lock:
             blocks = [
                 lb.block
@@ -468,6 +526,7 @@ class TSDB:
 
     def clean_tombstones(self) -> None:
         """Rewrites blocks that have tombstones without the deleted samples."""
+        self._refuse_if_read_only("clean tombstones")
         start = time.monotonic()
         with self._maintenance_lock:
             with self._lock:
@@ -496,6 +555,10 @@ class TSDB:
             self._write_head_block(target, self.head.min_time_ms, self.head.max_time_ms + 1)
         return target
 
+    def _refuse_if_read_only(self, what: str) -> None:
+        if self.read_only:
+            raise StorageError(f"{self.dir}: cannot {what}: the TSDB is open read-only")
+
     # Status.
 
     def head_stats(self, limit: int = 10) -> HeadStats:
@@ -519,6 +582,15 @@ class TSDB:
         if self.head.min_time_ms != INT64_MAX:
             return self.head.min_time_ms
         return self.clock.now_ms()
+
+
+def _new_head(options: TsdbOptions, metrics: TsdbMetrics) -> Head:
+    return Head(
+        metrics=metrics,
+        out_of_order_time_window_ms=options.out_of_order_time_window_ms,
+        chunk_range_ms=options.min_block_duration_ms,
+        segment_samples=options.head_segment_samples,
+    )
 
 
 def _take_lock(path: Path) -> int:

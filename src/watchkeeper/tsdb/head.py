@@ -766,8 +766,11 @@ class Head:
             log.exception("WAL checkpoint failed")
             raise
 
-    def replay(self, wal_dir: Path) -> ReplayStatus:
-        """Loads the WAL (checkpoint, then segments) into the head; damage is cut off."""
+    def replay(self, wal_dir: Path, *, repair: bool = True) -> ReplayStatus:
+        """Loads the WAL (checkpoint, then segments) into the head; damage is cut off.
+
+        With `repair` off, replay stops at damage and leaves the files as they are.
+        """
         start = time.monotonic()
         status = self.replay_status
 
@@ -803,7 +806,7 @@ class Head:
                 self._apply(refs, ts, vals, None)
 
         with self._lock:
-            for rec in read_records(wal_dir, status, on_corruption=corrupted):
+            for rec in read_records(wal_dir, status, on_corruption=corrupted, repair=repair):
                 if isinstance(rec, SamplesRecord):
                     pending.append(rec)
                     pending_n += len(rec.refs)

@@ -116,11 +116,13 @@ def read_records(
     status: ReplayStatus | None = None,
     *,
     on_corruption: Callable[[Corruption], None] | None = None,
+    repair: bool = True,
 ) -> Iterator[Record]:
     """Yields every record of the newest checkpoint and the segments after it, repairing damage.
 
     A corrupt record ends the replay: its segment is cut at the record and later segments
     are deleted (as Prometheus's WAL repair does). `on_corruption` hears about each cut.
+    With `repair` off nothing is changed on disk (readers of a live or foreign directory).
     """
     status = status if status is not None else ReplayStatus()
     cp = last_checkpoint(wal_dir)
@@ -151,7 +153,9 @@ def read_records(
             offset += _HEADER.size + len(payload)
             yield rec
         if bad is not None:
-            _report(bad, status, on_corruption)
+            _report(bad, status, on_corruption, repair=repair)
+            if not repair:
+                return
             if bad.reason == "bad segment magic":
                 # NB: not our format (a Prometheus WAL?): keep the files aside, never cut them.
                 for aside in segments[i:]:
@@ -163,14 +167,20 @@ def read_records(
 
 
 def _report(
-    bad: Corruption, status: ReplayStatus, on_corruption: Callable[[Corruption], None] | None
+    bad: Corruption,
+    status: ReplayStatus,
+    on_corruption: Callable[[Corruption], None] | None,
+    *,
+    repair: bool = True,
 ) -> None:
     status.corruptions.append(bad)
-    log.warning(
-        "WAL corruption in %s at offset %d (%s): the rest of the log is cut off",
+    log.log(
+        logging.WARNING if repair else logging.INFO,
+        "WAL corruption in %s at offset %d (%s): %s",
         bad.path,
         bad.offset,
         bad.reason,
+        "the rest of the log is cut off" if repair else "reading stops there (nothing changed)",
     )
     if on_corruption is not None:
         on_corruption(bad)
