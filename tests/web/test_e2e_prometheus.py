@@ -178,6 +178,17 @@ DIFFERENTIAL = [
     ("/api/v1/label/job/values", []),
     ("/api/v1/label/__name__/values", [("match[]", '{job="api"}')]),
     ("/api/v1/label/instance/values", [("limit", "1")]),
+    ("/api/v1/rules", [("group_limit", "1")]),
+    ("/api/v1/rules", [("group_limit", "0")]),
+    ("/api/v1/rules", [("group_limit", "-3")]),
+    ("/api/v1/rules", [("group_limit", "abc")]),
+    ("/api/v1/rules", [("group_limit", "+1.5")]),
+    ("/api/v1/rules", [("group_limit", "99999999999")]),
+    ("/api/v1/rules", [("group_next_token", "abc")]),
+    ("/api/v1/rules", [("group_limit", "2"), ("group_next_token", "abc")]),
+    ("/api/v1/rules", [("group_limit", "0"), ("type", "Bogus")]),
+    ("/api/v1/rules", [("exclude_alerts", "Maybe"), ("group_limit", "x")]),
+    ("/api/v1/rules", [("match[]", '{a=""}'), ("type", "x")]),
 ]
 
 

@@ -24,7 +24,6 @@ from watchkeeper.web.api.v1.deps import (
     AlertInfo,
     DroppedTarget,
     MetricMetadataEntry,
-    Notification,
     RuleGroupInfo,
     RuleInfo,
     TsdbStats,
@@ -242,7 +241,6 @@ class ServerInfo:
         self.reload_ok = True
         self.last_config_time_s = start_time_s
         self.storage_retention = ""
-        self.reload_errors: list[Notification] = []
 
     def config_yaml(self) -> str:
         """The loaded configuration as YAML."""
@@ -287,7 +285,3 @@ class ServerInfo:
     def external_labels(self) -> Labels:
         """global.external_labels."""
         return self.external
-
-    def notifications(self) -> Sequence[Notification]:
-        """Current server notifications (a failed reload)."""
-        return list(self.reload_errors)

@@ -83,6 +83,7 @@ class ServerFlags:
     web_config_file: str = ""
     read_timeout_ms: int = 5 * 60 * 1000
     max_connections: int = 512
+    max_notifications_subscribers: int = 16
     page_title: str = "Watchkeeper"
     cors_origin: str = ".*"
     lookback_delta_ms: int = 5 * 60 * 1000
@@ -199,6 +200,14 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
         help="Maximum number of simultaneous connections.",
     )
     add(
+        "--web.max-notifications-subscribers",
+        dest="max_notifications_subscribers",
+        type=int,
+        default=16,
+        help="How many clients may follow /api/v1/notifications/live at once; "
+        "more are answered 204 No Content until one leaves.",
+    )
+    add(
         "--web.page-title",
         dest="page_title",
         default="Watchkeeper",
@@ -298,6 +307,7 @@ _RAW_NAMES: Final = {
     "web_config_file": "web.config.file",
     "read_timeout": "web.read-timeout",
     "max_connections": "web.max-connections",
+    "max_notifications_subscribers": "web.max-notifications-subscribers",
     "page_title": "web.page-title",
     "cors_origin": "web.cors.origin",
     "lookback_delta": "query.lookback-delta",
@@ -363,6 +373,7 @@ def flags_from_args(args: argparse.Namespace) -> ServerFlags:
         web_config_file=args.web_config_file,
         read_timeout_ms=_duration(args.read_timeout, "--web.read-timeout"),
         max_connections=args.max_connections,
+        max_notifications_subscribers=args.max_notifications_subscribers,
         page_title=args.page_title,
         cors_origin=args.cors_origin,
         lookback_delta_ms=_duration(args.lookback_delta, "--query.lookback-delta"),

@@ -16,7 +16,6 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -52,7 +51,8 @@ from watchkeeper.scrape.metrics import sd_metrics
 from watchkeeper.scrape.options import ScrapeOptions
 from watchkeeper.tsdb.db import TSDB
 from watchkeeper.tsdb.options import TsdbOptions
-from watchkeeper.web.api.v1.deps import ApiDeps, Notification
+from watchkeeper.web import notifications
+from watchkeeper.web.api.v1.deps import ApiDeps
 from watchkeeper.web.app import WebOptions, create_app, serve
 from watchkeeper.web.ui.dashboards import DashboardStore
 from watchkeeper.web.ui.routes import add_ui_routes
@@ -80,6 +80,10 @@ class Server:
         self._ready = False
         self.external_url = flags.external_url or f"http://{_host_for_url(flags.listen_address)}"
         self._register_process_metrics()
+        self.notifications = notifications.NotificationHub(
+            max_subscribers=flags.max_notifications_subscribers, registry=self.registry
+        )
+        self.notifications.add(notifications.STARTING_UP)
         self.reload_ok = self.registry.gauge(
             "prometheus_config_last_reload_successful",
             "Whether the last configuration reload attempt was successful.",
@@ -209,6 +213,7 @@ class Server:
         self._tasks.append(asyncio.create_task(self._maintenance_loop(), name="maintenance"))
         self.notifier.start()
         self._ready = True
+        self.notifications.delete(notifications.STARTING_UP)
         log.info("Server is ready to receive web requests.")
 
     async def _start_web(self) -> None:
@@ -224,7 +229,7 @@ class Server:
             config=self.info,
             reloader=self.reload,
             quit=self.request_stop,
-            notifications=self.info,
+            notifications=self.notifications,
             registry=self.registry,
             ready=lambda: self._ready,
         )
@@ -289,15 +294,12 @@ class Server:
             except Exception as exc:
                 self.reload_ok.set(0)
                 self.info.reload_ok = False
-                message = f"Configuration reload failed: {exc}"
-                self.info.reload_errors = [
-                    Notification(message, datetime.now(tz=UTC).isoformat(), active=True)
-                ]
+                self.notifications.add(notifications.CONFIGURATION_UNSUCCESSFUL)
                 log.error("Error reloading config", extra={"kv": {"err": str(exc)}})
                 raise
             self.reload_ok.set(1)
             self.info.reload_ok = True
-            self.info.reload_errors = []
+            self.notifications.delete(notifications.CONFIGURATION_UNSUCCESSFUL)
             self.reload_time.set(time.time())
             log.info("Completed loading of configuration file")
 
@@ -322,6 +324,7 @@ class Server:
     async def stop(self) -> None:
         """Stops every stage and closes the TSDB (flushing what the WAL still buffers)."""
         self._ready = False
+        self.notifications.add(notifications.SHUTTING_DOWN)
         log.info("Stopping scrape manager...")
         with contextlib.suppress(Exception):
             await self.scrape.stop()

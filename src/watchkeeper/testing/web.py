@@ -25,11 +25,11 @@ from watchkeeper.web.api.v1.deps import (
     ActiveTarget,
     ApiDeps,
     DroppedTarget,
-    Notification,
     RuleGroupInfo,
     TsdbStats,
 )
 from watchkeeper.web.app import WebOptions, create_app, serve
+from watchkeeper.web.notifications import NotificationHub
 
 
 @dataclass
@@ -124,17 +124,6 @@ class StaticConfigInfo:
         return self.external
 
 
-@dataclass
-class StaticNotifications:
-    """A NotificationSource over a fixed list."""
-
-    items: list[Notification] = field(default_factory=list)
-
-    def notifications(self) -> Sequence[Notification]:
-        """Returns the notifications."""
-        return self.items
-
-
 class MemoryTsdbAdmin:
     """TSDB stats and admin operations over a MemoryStorage (deletes drop whole series)."""
 
@@ -222,7 +211,7 @@ def make_api_deps(
         tsdb=MemoryTsdbAdmin(db),
         remote_write_sink=db,
         config=StaticConfigInfo(),
-        notifications=StaticNotifications(),
+        notifications=NotificationHub(),
     )
     for name, value in overrides.items():
         setattr(deps, name, value)

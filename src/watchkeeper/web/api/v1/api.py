@@ -31,7 +31,15 @@ from watchkeeper.promql.errors import EvaluationError, ParseError, PromQLError
 from watchkeeper.promql.parser import format_expr
 from watchkeeper.promql.value import Matrix, QueryResult, Vector
 from watchkeeper.storage.interface import SelectHints
-from watchkeeper.web.api.v1.deps import ActiveTarget, AlertInfo, ApiDeps, RuleGroupInfo, RuleInfo
+from watchkeeper.template.gofmt import go_quote
+from watchkeeper.web.api.v1.deps import (
+    ActiveTarget,
+    AlertInfo,
+    ApiDeps,
+    Notification,
+    RuleGroupInfo,
+    RuleInfo,
+)
 from watchkeeper.web.api.v1.encoding import (
     envelope_chunks,
     format_sample_value,
@@ -70,6 +78,15 @@ _COST_CACHE_SIZE: Final = 4096
 _TRUNCATED: Final = "results truncated due to limit"
 _BOOL_TRUE: Final = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _BOOL_FALSE: Final = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+LIVE_POLL_S: Final = 0.5
+"""How often an idle live notification stream checks that its client is still there."""
+_SSE_HEADERS: Final = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "Connection": "keep-alive",
+}
+_UINT32_MAX: Final = (1 << 32) - 1
+_INT32_LIMIT: Final = 1 << 31
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +210,7 @@ class Api:
         self.deps = deps
         self.options = options
         self._costs: dict[tuple[object, ...], float] = {}
+        self._stopping = asyncio.Event()
 
     def register(self, app: web.Application, prefix: str) -> None:
         """Adds every route under `prefix` (e.g. "/api/v1")."""
@@ -224,8 +242,10 @@ class Api:
             ("/status/tsdb", self.status_tsdb),
             ("/status/walreplay", self.status_walreplay),
             ("/notifications", self.notifications),
+            ("/notifications/live", self.notifications_live),
         ):
             r.add_get(prefix + path, handler)
+        app.on_shutdown.append(self._stop_live_streams)
         for path, handler in (
             ("/admin/tsdb/delete_series", self.delete_series),
             ("/admin/tsdb/clean_tombstones", self.clean_tombstones),
@@ -593,69 +613,55 @@ class Api:
     # -- rules and alerts --------------------------------------------------------------------
 
     async def rules(self, request: web.Request) -> web.StreamResponse:
-        """GET /api/v1/rules: rule groups, with Prometheus's filters and pagination."""
+        """GET /api/v1/rules: rule groups, with Prometheus's filters and pagination.
+
+        With group_limit, a page holds at most that many non-empty groups and
+        `groupNextToken` names the first group of the next page (a hash of its file and
+        name); the filters apply within each page, as in Prometheus.
+        """
         q = request.query
+        try:
+            sets = parse_selectors(q.getall("match[]", []))
+        except ApiError as exc:
+            # NB: unlike /series, Prometheus's rules endpoint does not name the parameter.
+            raise bad_data(exc.message.removeprefix('invalid parameter "match[]": ')) from None
         kind = q.get("type", "").lower()
         if kind not in ("", "alert", "record"):
-            raise invalid_param("type", f'not supported value "{q.get("type")}"')
+            raise invalid_param("type", f"not supported value {go_quote(kind)}")
+        exclude_alerts = _exclude_alerts_param(q.get("exclude_alerts", ""))
+        group_limit, next_token = _group_paging_params(q)
         names = set(q.getall("rule_name[]", []))
         groups_wanted = set(q.getall("rule_group[]", []))
         files = set(q.getall("file[]", []))
-        exclude_alerts = (
-            _parse_bool(q["exclude_alerts"], "exclude_alerts") if q.get("exclude_alerts") else False
-        )
-        sets = parse_selectors(q.getall("match[]", []))
-        group_limit = 0
-        if q.get("group_limit"):
-            try:
-                group_limit = int(q["group_limit"])
-            except ValueError:
-                group_limit = -1
-            if group_limit <= 0:
-                raise invalid_param(
-                    "group_limit",
-                    f'group_limit needs to be greater than 0, got "{q["group_limit"]}"',
-                )
-        next_token = q.get("group_next_token", "")
-        if next_token and not group_limit:
-            raise invalid_param(
-                "group_next_token",
-                "group_limit needs to be present in order to paginate over the groups",
-            )
-        filtered = bool(kind or names or groups_wanted or files or sets)
         out: list[dict[str, Any]] = []
         found_token = not next_token
         token_out = ""
-        groups = self.deps.rules.rule_groups() if self.deps.rules else []
-        for group in groups:
+        for group in self.deps.rules.rule_groups() if self.deps.rules else []:
+            if not found_token:
+                # NB: the token is looked up before the filters, as Prometheus does.
+                if next_token != rule_group_token(group):
+                    continue
+                found_token = True
             if groups_wanted and group.name not in groups_wanted:
                 continue
             if files and group.file not in files:
                 continue
-            token = hashlib.sha1(f"{group.file};{group.name}".encode()).hexdigest()
-            if not found_token:
-                if token != next_token:
-                    continue
-                found_token = True
-            rules_json = []
-            for rule in group.rules:
-                if kind == "alert" and rule.type != "alerting":
-                    continue
-                if kind == "record" and rule.type != "recording":
-                    continue
-                if names and rule.name not in names:
-                    continue
-                if sets and not any(matches_all(ms, rule.labels) for ms in sets):
-                    continue
-                rules_json.append(_rule_json(rule, exclude_alerts=exclude_alerts))
-            if filtered and not rules_json:
+            rules_json = [
+                _rule_json(rule, exclude_alerts=exclude_alerts)
+                for rule in group.rules
+                if _rule_wanted(rule, kind, names, sets)
+            ]
+            if not rules_json:
                 continue
             if group_limit and len(out) == group_limit:
-                token_out = token
+                token_out = rule_group_token(group)
                 break
             out.append(_group_json(group, rules_json))
         if not found_token:
-            raise invalid_param("group_next_token", "invalid group_next_token")
+            raise invalid_param(
+                "group_next_token",
+                f"invalid group_next_token '{next_token}'. were rule groups changed?",
+            )
         data: dict[str, Any] = {"groups": out}
         if token_out:
             data["groupNextToken"] = token_out
@@ -740,7 +746,51 @@ class Api:
         """GET /api/v1/notifications: current server notifications."""
         src = self.deps.notifications
         items = src.notifications() if src else []
-        return json_response([{"text": n.text, "date": n.date, "active": n.active} for n in items])
+        return json_response([_notification_json(n) for n in items])
+
+    async def notifications_live(self, request: web.Request) -> web.StreamResponse:
+        """GET /api/v1/notifications/live: a Server-Sent Events stream of notifications.
+
+        Sends the current notifications, then each change, one `data: <json>` event each.
+        At the subscriber limit the answer is 204 No Content, as Prometheus's. The stream
+        ends when the client leaves (checked every LIVE_POLL_S) or the server shuts down.
+        """
+        src = self.deps.notifications
+        feed = src.subscribe() if src is not None else None
+        if feed is None:
+            return web.Response(status=204, headers=_SSE_HEADERS)
+        response = web.StreamResponse(headers=_SSE_HEADERS)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        next_item: asyncio.Future[Notification] | None = None
+        try:
+            await response.prepare(request)
+            while True:
+                if next_item is None:
+                    next_item = asyncio.ensure_future(feed.get())
+                done, _ = await asyncio.wait(
+                    (next_item, stopping), timeout=LIVE_POLL_S, return_when=asyncio.FIRST_COMPLETED
+                )
+                if next_item in done:
+                    await response.write(_sse_event(next_item.result()))
+                    next_item = None
+                elif stopping in done:
+                    while (item := feed.get_nowait()) is not None:
+                        await response.write(_sse_event(item))
+                    break
+                elif request.transport is None or request.transport.is_closing():
+                    break
+        except ConnectionError:
+            pass  # the client left while we were writing
+        finally:
+            for waiter in (stopping, next_item):
+                if waiter is not None:
+                    waiter.cancel()
+            feed.close()
+        return response
+
+    async def _stop_live_streams(self, app: web.Application) -> None:
+        """Ends every live stream so shutting down does not wait for their clients."""
+        self._stopping.set()
 
     # -- admin -------------------------------------------------------------------------------
 
@@ -848,6 +898,14 @@ def _alert_json(a: AlertInfo) -> dict[str, Any]:
     return out
 
 
+def _notification_json(n: Notification) -> dict[str, Any]:
+    return {"text": n.text, "date": n.date, "active": n.active}
+
+
+def _sse_event(n: Notification) -> bytes:
+    return b"data: " + orjson.dumps(_notification_json(n)) + b"\n\n"
+
+
 def _rule_json(rule: RuleInfo, *, exclude_alerts: bool) -> dict[str, Any]:
     if rule.type == "alerting":
         out: dict[str, Any] = {
@@ -859,8 +917,8 @@ def _rule_json(rule: RuleInfo, *, exclude_alerts: bool) -> dict[str, Any]:
             "labels": _dict(rule.labels),
             "annotations": _dict(rule.annotations),
         }
-        if not exclude_alerts:
-            out["alerts"] = [_alert_json(a) for a in rule.alerts]
+        # NB: Prometheus answers "alerts": null when they are excluded.
+        out["alerts"] = None if exclude_alerts else [_alert_json(a) for a in rule.alerts]
     else:
         out = {"name": rule.name, "query": rule.query, "labels": _dict(rule.labels)}
     out["health"] = rule.health
@@ -882,6 +940,82 @@ def _group_json(group: RuleGroupInfo, rules: list[dict[str, Any]]) -> dict[str, 
         "evaluationTime": group.evaluation_time_s,
         "lastEvaluation": group.last_evaluation,
     }
+
+
+def rule_group_token(group: RuleGroupInfo) -> str:
+    """The page token naming a rule group: hex SHA-1 of "<file>;<name>", as Prometheus's."""
+    return hashlib.sha1(f"{group.file};{group.name}".encode()).hexdigest()
+
+
+def _rule_wanted(rule: RuleInfo, kind: str, names: set[str], sets: list[list[Matcher]]) -> bool:
+    if kind == "alert" and rule.type != "alerting":
+        return False
+    if kind == "record" and rule.type != "recording":
+        return False
+    if names and rule.name not in names:
+        return False
+    return not sets or any(matches_all(ms, rule.labels) for ms in sets)
+
+
+def _exclude_alerts_param(value: str) -> bool:
+    """Parses exclude_alerts as Prometheus does: lower-cased, then strconv.ParseBool."""
+    text = value.lower()
+    if not text:
+        return False
+    if text in _BOOL_TRUE or text in _BOOL_FALSE:
+        return text in _BOOL_TRUE
+    raise invalid_param(
+        "exclude_alerts",
+        f"error converting exclude_alerts: strconv.ParseBool: parsing {go_quote(text)}: "
+        "invalid syntax",
+    )
+
+
+def _group_paging_params(query: MultiMapping[str]) -> tuple[int, str]:
+    """Returns (group_limit, group_next_token) of /api/v1/rules; (0, "") when not paging."""
+    limit_text = query.get("group_limit", "")
+    token = query.get("group_next_token", "")
+    if token and not limit_text:
+        raise invalid_param(
+            "group_next_token",
+            "group_limit needs to be present in order to paginate over the groups",
+        )
+    if not limit_text:
+        return 0, ""
+    try:
+        limit = go_parse_int32(limit_text)
+    except ValueError as exc:
+        raise invalid_param(
+            "group_limit", f"group_limit needs to be a valid number: {exc}"
+        ) from None
+    if limit <= 0:
+        raise invalid_param("group_limit", "group_limit needs to be greater than 0")
+    return limit, token
+
+
+def go_parse_int32(text: str) -> int:
+    """Parses base-10 text as Go's strconv.ParseInt(text, 10, 32) does.
+
+    Raises:
+        ValueError: with Go's message, e.g. `strconv.ParseInt: parsing "1.5": invalid syntax`
+            or `... "9999999999": value out of range` (whichever the digit scan meets first).
+    """
+    negative = text.startswith("-")
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    invalid = ValueError(f"strconv.ParseInt: parsing {go_quote(text)}: invalid syntax")
+    out_of_range = ValueError(f"strconv.ParseInt: parsing {go_quote(text)}: value out of range")
+    if not digits:
+        raise invalid
+    value = 0
+    for ch in digits:
+        if not "0" <= ch <= "9":
+            raise invalid
+        value = value * 10 + ord(ch) - ord("0")
+        if value > _UINT32_MAX:
+            raise out_of_range
+    if value > (_INT32_LIMIT if negative else _INT32_LIMIT - 1):
+        raise out_of_range
+    return -value if negative else value
 
 
 def _next_batch(

@@ -245,18 +245,42 @@ class ConfigInfo(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Notification:
-    """A server notification (for example a failed config reload)."""
+    """A server notification (for example a failed config reload).
+
+    `date` is RFC 3339 text of when it was last raised; a notification sent to live
+    subscribers with `active` False has just been cleared.
+    """
 
     text: str
     date: str
     active: bool
 
 
+class NotificationFeed(Protocol):
+    """One live subscription to server notifications, read on the event loop that opened it."""
+
+    async def get(self) -> Notification:
+        """Waits for the next notification (current ones first, then each change)."""
+        ...
+
+    def get_nowait(self) -> Notification | None:
+        """Returns a notification already waiting, or None."""
+        ...
+
+    def close(self) -> None:
+        """Unsubscribes, freeing the slot; call it once when the client leaves."""
+        ...
+
+
 class NotificationSource(Protocol):
-    """Current server notifications."""
+    """Current server notifications and live subscriptions to their changes."""
 
     def notifications(self) -> Sequence[Notification]:
         """Returns the current notifications."""
+        ...
+
+    def subscribe(self) -> NotificationFeed | None:
+        """Opens a live feed on the running event loop (None at the subscriber limit)."""
         ...
 
 
