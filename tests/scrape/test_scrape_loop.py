@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -11,9 +13,16 @@ from hypothesis import strategies as st
 from watchkeeper.config.prometheus import parse_config
 from watchkeeper.discovery.targetgroup import TargetGroup
 from watchkeeper.instrument.metrics import Registry
-from watchkeeper.model.exposition import ExpositionParseError, parse_series_text
+from watchkeeper.model.exposition import (
+    PROTOBUF_CONTENT_TYPE,
+    ExpositionParseError,
+    encode_delimited,
+    parse_series_text,
+)
+from watchkeeper.model.exposition.protobuf import COUNTER, HISTOGRAM, MESSAGES
 from watchkeeper.model.labels import Labels
 from watchkeeper.model.value import is_stale_nan
+from watchkeeper.scrape.failure_log import ScrapeFailureLog
 from watchkeeper.scrape.loop import (
     LoopContext,
     ScrapeLoop,
@@ -490,3 +499,93 @@ async def test_a_target_that_recovers_gets_fresh_samples_after_its_stale_markers
     assert [is_stale_nan(v) for _, v in a] == [False, True, False, False, False]
     b = got[f"b{{{jl}}}"]
     assert [is_stale_nan(v) for _, v in b] == [False, True, False, False, True]
+
+
+PROTO_TEXT = """# HELP req_total Requests.
+# TYPE req_total counter
+req_total{code="200"} 7
+# TYPE lat histogram
+lat_bucket{le="0.5"} 1
+lat_bucket{le="+Inf"} 2
+lat_sum 0.75
+lat_count 2
+"""
+
+
+def proto_body() -> bytes:
+    counter = MESSAGES["MetricFamily"](name="req_total", help="Requests.", type=COUNTER)
+    m = counter.metric.add()
+    m.label.add(name="code", value="200")
+    m.counter.value = 7
+    hist = MESSAGES["MetricFamily"](name="lat", type=HISTOGRAM)
+    h = hist.metric.add().histogram
+    h.sample_count, h.sample_sum = 2, 0.75
+    h.bucket.add(upper_bound=0.5, cumulative_count=1)
+    native = MESSAGES["MetricFamily"](name="native", type=HISTOGRAM)
+    n = native.metric.add().histogram
+    n.sample_count, n.schema, n.zero_threshold = 1, 0, 1e-128
+    n.positive_span.add(offset=0, length=1)
+    n.positive_delta.append(1)
+    return encode_delimited([counter, hist, native])
+
+
+async def test_a_protobuf_target_gives_the_series_of_its_text_form(
+    target_server: TargetServer, make_loop: LoopFactory
+) -> None:
+    ep = target_server.add("p", proto_body(), content_type=PROTOBUF_CONTENT_TYPE)
+    target_server.add("t", PROTO_TEXT)
+    job = "    scrape_protocols: [PrometheusProto, PrometheusText0.0.4]\n"
+    proto_storage, text_storage = MemoryStorage(), MemoryStorage()
+    proto_loop = make_loop(job, "p", storage=proto_storage)
+    await proto_loop.scrape_once()
+    await make_loop(job, "t", storage=text_storage).scrape_once()
+    assert ep.requests[0].headers["Accept"] == (
+        "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+        "encoding=delimited;q=0.6,text/plain;version=0.0.4;q=0.5,*/*;q=0.4"
+    )
+    assert proto_loop.target.health is TargetHealth.UP
+    proto, text = dump(proto_storage), dump(text_storage)
+    jl = job_labels(target_server.port)
+    report = ("scrape_", "up{")
+    assert {k: v for k, v in proto.items() if not k.startswith(report)} == {
+        k: v for k, v in text.items() if not k.startswith(report)
+    }
+    # NB: the native histogram is counted as scraped but not stored, as in Prometheus.
+    assert proto[f"scrape_samples_scraped{{{jl}}}"] == [(T0, 6.0)]
+    assert proto[f"scrape_samples_post_metric_relabeling{{{jl}}}"] == [(T0, 5.0)]
+    assert proto_loop.target.metadata["req_total"].help == "Requests."
+
+
+async def test_a_bad_protobuf_body_fails_the_scrape(
+    target_server: TargetServer, make_loop: LoopFactory
+) -> None:
+    target_server.add("p", b"\x05\x0a", content_type=PROTOBUF_CONTENT_TYPE)
+    loop = make_loop("", "p")
+    await loop.scrape_once()
+    assert loop.target.health is TargetHealth.DOWN
+    assert "insufficient length of buffer" in loop.target.last_error
+
+
+async def test_failed_requests_are_logged_to_the_failure_log_file(
+    target_server: TargetServer, make_loop: LoopFactory, tmp_path: Path
+) -> None:
+    ep = target_server.add("m", "a 1\n", status=500)
+    target_server.add("bad", "a{ 1\n")
+    path = tmp_path / "failures.log"
+    loop = make_loop("", "m")
+    loop.ctx.failure_log = ScrapeFailureLog(str(path))
+    await loop.scrape_once()
+    ep.status = 200
+    await loop.scrape_once()
+    bad = make_loop("", "bad")
+    bad.ctx.failure_log = loop.ctx.failure_log
+    await bad.scrape_once()  # NB: a body that does not parse is not a failed request.
+    loop.ctx.failure_log.close()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(lines) == 1
+    assert list(lines[0]) == ["time", "level", "source", "msg", "job_name", "target"]
+    assert lines[0]["level"] == "ERROR"
+    assert lines[0]["msg"] == "server returned HTTP status 500 Internal Server Error"
+    assert lines[0]["job_name"] == "j"
+    assert lines[0]["target"] == f"http://{target_server.address}/m"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", lines[0]["time"])

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -315,4 +316,35 @@ async def test_many_targets_share_one_event_loop(target_server: TargetServer) ->
         assert len(m.active_targets()) == 150
         assert [t.last_error for t in m.active_targets() if t.last_error][:3] == []
     finally:
+        await m.stop()
+
+
+async def test_failure_log_files_are_per_job_or_global_and_reopened_on_reload(
+    target_server: TargetServer, tmp_path: Path
+) -> None:
+    target_server.add("metrics", "a 1\n", status=503)
+    glob, own = tmp_path / "global.log", tmp_path / "own.log"
+    text = (
+        "global:\n  scrape_interval: 100ms\n  scrape_timeout: 80ms\n"
+        f"  scrape_failure_log_file: {glob}\nscrape_configs:\n"
+        "  - job_name: a\n    static_configs: [{targets: [ADDR]}]\n"
+        f"  - job_name: b\n    scrape_failure_log_file: {own}\n"
+        "    static_configs: [{targets: [ADDR]}]\n"
+    ).replace("ADDR", target_server.address)
+    m = manager(MemoryStorage())
+    await m.apply_config(parse_config(text))
+    task = asyncio.create_task(m.run())
+    try:
+        await wait_for(lambda: glob.exists() and own.exists() and bool(own.read_text()))
+        await wait_for(lambda: bool(glob.read_text()))
+        assert {json.loads(line)["job_name"] for line in glob.read_text().splitlines()} == {"a"}
+        assert {json.loads(line)["job_name"] for line in own.read_text().splitlines()} == {"b"}
+        # A rotated file is written anew after a reload, even of an unchanged config.
+        glob.rename(tmp_path / "global.log.1")
+        await m.apply_config(parse_config(text))
+        await wait_for(lambda: glob.exists() and bool(glob.read_text()))
+        with pytest.raises(OSError, match="can't create json log file"):
+            await m.apply_config(parse_config(text.replace(str(own), "/nonexistent/dir/x.log")))
+    finally:
+        task.cancel()
         await m.stop()

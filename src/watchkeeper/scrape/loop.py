@@ -35,6 +35,7 @@ from watchkeeper.model.exposition import (
 from watchkeeper.model.exposition.series import simple_series_pairs
 from watchkeeper.model.labels import METRIC_NAME, Labels
 from watchkeeper.model.value import STALE_NAN
+from watchkeeper.scrape.failure_log import ScrapeFailureLog
 from watchkeeper.scrape.metrics import ScrapeMetrics, go_duration
 from watchkeeper.scrape.options import ScrapeOptions
 from watchkeeper.scrape.scraper import BodySizeLimitError, ScrapeError, Scraper, ScrapeResponse
@@ -94,6 +95,7 @@ class LoopContext:
     options: ScrapeOptions
     pool_error: Callable[[], str]
     executor: Executor | None = None
+    failure_log: ScrapeFailureLog | None = None
 
 
 def mutate_sample_labels(lset: Labels, target: Labels, *, honor: bool) -> Labels:
@@ -273,7 +275,15 @@ class ScrapeLoop:
             limit_error = ctx.pool_error()
             if limit_error:
                 raise ScrapeError(limit_error)
-            resp = await ctx.scraper.scrape(self.target.url, self.timeout_s)
+            try:
+                resp = await ctx.scraper.scrape(self.target.url, self.timeout_s)
+            except ScrapeError as exc:
+                # NB: only failed requests are logged there, not pool limits or bad bodies.
+                if ctx.failure_log is not None:
+                    ctx.failure_log.write(
+                        str(exc), job_name=ctx.cfg.job_name, target=self.target.url
+                    )
+                raise
         except ScrapeError as exc:
             error = str(exc)
             if isinstance(exc, BodySizeLimitError):
@@ -349,8 +359,14 @@ class ScrapeLoop:
         return error, duration, stats
 
     def _parse(self, body: bytes, content_type: str) -> ParsedExposition:
-        fallback = self.ctx.cfg.fallback_scrape_protocol or None
-        return self._parser.parse(body, content_type, fallback=fallback, validate_series=False)
+        cfg = self.ctx.cfg
+        return self._parser.parse(
+            body,
+            content_type,
+            fallback=cfg.fallback_scrape_protocol or None,
+            validate_series=False,
+            classic_histograms=bool(cfg.always_scrape_classic_histograms),
+        )
 
     def _resolve_misses(
         self, app: Appender, texts: Sequence[str], refs: npt.NDArray[np.int64]
@@ -424,7 +440,8 @@ class ScrapeLoop:
     ) -> None:
         cfg = self.ctx.cfg
         texts = parsed.series_text
-        stats.scraped = len(texts)
+        # NB: native histograms are not stored, but Prometheus counts them as scraped.
+        stats.scraped = len(texts) + parsed.skipped_native_histograms
         refs, keep = self._refs_for(app, texts, stats)
         n_post = len(refs) if keep is None else int(np.count_nonzero(keep))
         stats.post_relabel = n_post

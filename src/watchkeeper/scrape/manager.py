@@ -32,6 +32,7 @@ from watchkeeper.model.clock import SYSTEM_CLOCK, Clock
 from watchkeeper.model.exposition import MetricMetadata
 from watchkeeper.model.labels import Labels
 from watchkeeper.model.matchers import Matcher, matches_all
+from watchkeeper.scrape.failure_log import ScrapeFailureLog, open_failure_logs
 from watchkeeper.scrape.metrics import ScrapeMetrics, sd_metrics
 from watchkeeper.scrape.options import ScrapeOptions
 from watchkeeper.scrape.pool import ScrapePool
@@ -87,6 +88,7 @@ class ScrapeManager:
         self._configs: dict[str, ScrapeConfig] = {}
         self._target_sets: dict[str, list[TargetGroup]] = {}
         self._retired: list[ScrapePool] = []
+        self._failure_logs: dict[str, ScrapeFailureLog] = {}
         self._lock = asyncio.Lock()
         # NB: one writer thread: storage commits (WAL fsyncs) never block the event loop,
         # and appenders are never used from two threads at once.
@@ -98,8 +100,14 @@ class ScrapeManager:
         return self._metrics
 
     async def apply_config(self, cfg: PrometheusConfig) -> None:
-        """Applies a loaded config: pools and discovery follow its scrape configs."""
+        """Applies a loaded config: pools and discovery follow its scrape configs.
+
+        Raises:
+            OSError: when a scrape_failure_log_file cannot be opened (nothing is changed).
+        """
         configs = {sc.job_name: sc for sc in cfg.scrape_configs}
+        # NB: reopened on every load, as Prometheus promises (log rotation).
+        failure_logs = open_failure_logs(sc.scrape_failure_log_file for sc in configs.values())
         async with self._lock:
             for job in list(self._pools):
                 if job not in configs:
@@ -120,6 +128,10 @@ class ScrapeManager:
                     )
                 elif pool.cfg != sc:
                     await pool.reload(sc)
+                self._pools[job].set_failure_log(failure_logs.get(sc.scrape_failure_log_file))
+            for old_log in self._failure_logs.values():
+                old_log.close()
+            self._failure_logs = failure_logs
             self._configs = configs
         self.discovery.apply_config(configs)
 
@@ -151,6 +163,9 @@ class ScrapeManager:
                 await pool.cancel_staleness()
             self._pools = {}
             self._retired = []
+            for failure_log in self._failure_logs.values():
+                failure_log.close()
+            self._failure_logs = {}
         self._executor.shutdown(wait=True)
 
     async def wait_staleness(self) -> None:

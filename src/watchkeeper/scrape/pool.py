@@ -19,6 +19,7 @@ import aiohttp
 from watchkeeper.config.prometheus import ScrapeConfig
 from watchkeeper.discovery.targetgroup import TargetGroup
 from watchkeeper.model.clock import Clock
+from watchkeeper.scrape.failure_log import ScrapeFailureLog
 from watchkeeper.scrape.loop import LoopContext, ScrapeLoop
 from watchkeeper.scrape.metrics import ScrapeMetrics, go_duration
 from watchkeeper.scrape.options import ScrapeOptions
@@ -61,6 +62,7 @@ class ScrapePool:
         self._clock = clock
         self._options = options
         self._session = _new_session(cfg)
+        self._failure_log: ScrapeFailureLog | None = None
         self._ctx = self._context(cfg)
         self._loops: dict[int, ScrapeLoop] = {}
         self._dropped: list[DroppedTarget] = []
@@ -80,7 +82,13 @@ class ScrapePool:
             options=self._options,
             pool_error=self._pool_error,
             executor=self._executor,
+            failure_log=self._failure_log,
         )
+
+    def set_failure_log(self, failure_log: ScrapeFailureLog | None) -> None:
+        """Sends this pool's failed scrapes to a (re)opened scrape_failure_log_file."""
+        self._failure_log = failure_log
+        self._ctx.failure_log = failure_log
 
     def _pool_error(self) -> str:
         if self.cfg.oauth2 is not None:

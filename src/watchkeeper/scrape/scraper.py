@@ -7,6 +7,7 @@ early; the timeout covers the whole request.
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from typing import Final
 
@@ -121,5 +122,11 @@ class Scraper:
 
 def _describe(exc: aiohttp.ClientError) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"dial tcp {exc.host}:{exc.port}: connect: {exc.os_error.strerror or exc.os_error}"
+        reason = exc.os_error.strerror or str(exc.os_error)
+        if exc.os_error.errno:
+            # NB: Go spells errno texts in lower case ("connection refused"); asyncio's own
+            # strerror ("Connect call failed (...)") would differ in the failure log.
+            text = os.strerror(exc.os_error.errno)
+            reason = text[:1].lower() + text[1:]
+        return f"dial tcp {exc.host}:{exc.port}: connect: {reason}"
     return str(exc) or type(exc).__name__

@@ -1,4 +1,4 @@
-"""Exposition formats: Prometheus text 0.0.4 and OpenMetrics 1.0 text, parsing and writing."""
+"""Exposition formats: text 0.0.4 and OpenMetrics 1.0 (parsing, writing), protobuf (parsing)."""
 
 from watchkeeper.model.exposition.parser import (
     OPENMETRICS_MEDIA_TYPE,
@@ -7,6 +7,11 @@ from watchkeeper.model.exposition.parser import (
     ExpositionParser,
     media_type_for,
     parse_exposition,
+)
+from watchkeeper.model.exposition.protobuf import (
+    PROTOBUF_CONTENT_TYPE,
+    encode_delimited,
+    parse_protobuf,
 )
 from watchkeeper.model.exposition.series import parse_series_text
 from watchkeeper.model.exposition.types import (
@@ -36,6 +41,7 @@ __all__ = [
     "NO_TIMESTAMP",
     "OPENMETRICS_CONTENT_TYPE",
     "OPENMETRICS_MEDIA_TYPE",
+    "PROTOBUF_CONTENT_TYPE",
     "SCRAPE_PROTOCOL_HEADERS",
     "TEXT_CONTENT_TYPE",
     "TEXT_MEDIA_TYPE",
@@ -47,9 +53,11 @@ __all__ = [
     "ParsedExposition",
     "Sample",
     "Writer",
+    "encode_delimited",
     "media_type_for",
     "negotiate",
     "parse_exposition",
+    "parse_protobuf",
     "parse_series_text",
     "scrape_accept_header",
     "write_openmetrics",

@@ -1,4 +1,4 @@
-"""Parsing whole exposition bodies (text 0.0.4 and OpenMetrics 1.0) into columns.
+"""Parsing whole exposition bodies (text 0.0.4, OpenMetrics 1.0, protobuf) into columns.
 
 The fast path treats the body as arrays: it finds newlines, spaces and quotes with numpy,
 splits the ordinary lines (`series value [timestamp]` with single spaces) with str.split and
@@ -7,7 +7,7 @@ exemplars, spaces inside label values) go through the careful per-line parser in
 which also produces every error message. Next stop for the result: the scrape cache, which
 maps each series text to a series ref and calls `parse_series_text` on a miss. A scrape
 loop keeps an `ExpositionParser`, which remembers the last body's layout and, while it
-repeats, parses only the values.
+repeats, parses only the values. Protobuf bodies go to protobuf.py.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from watchkeeper.model.exposition.lines import (
     parse_om_line,
     parse_text_line,
 )
+from watchkeeper.model.exposition.protobuf import parse_protobuf
 from watchkeeper.model.exposition.series import parse_series_text
 from watchkeeper.model.exposition.types import (
     NO_TIMESTAMP,
@@ -127,6 +128,7 @@ def parse_exposition(
     fallback: str | None = None,
     validate_series: bool = True,
     skip_created_series: bool = False,
+    classic_histograms: bool = False,
 ) -> ParsedExposition:
     """Parses a whole scrape (or push, or file) body.
 
@@ -138,6 +140,8 @@ def parse_exposition(
             False and rely on `parse_series_text` on cache misses (faster).
         skip_created_series: drop OpenMetrics `_created` samples of counters, summaries and
             histograms (their values still fill `created_timestamps_ms`).
+        classic_histograms: protobuf only: also parse the classic buckets of histograms that
+            carry native data (`always_scrape_classic_histograms`).
 
     Raises:
         ExpositionParseError: with the 1-based line and Prometheus's reason.
@@ -148,6 +152,7 @@ def parse_exposition(
         fallback=fallback,
         validate_series=validate_series,
         skip_created_series=skip_created_series,
+        classic_histograms=classic_histograms,
     )
 
 
@@ -221,6 +226,7 @@ class ExpositionParser:
         fallback: str | None = None,
         validate_series: bool = True,
         skip_created_series: bool = False,
+        classic_histograms: bool = False,
     ) -> ParsedExposition:
         """Parses one body; arguments and errors as for `parse_exposition`.
 
@@ -229,7 +235,9 @@ class ExpositionParser:
         """
         media, warning = media_type_for(content_type, fallback)
         if media == PROTOBUF_MEDIA_TYPE:
-            raise ExpositionParseError("the protobuf exposition format is not supported")
+            self._layout = None
+            result = parse_protobuf(body, classic_histograms=classic_histograms)
+            return dataclasses.replace(result, warnings=(warning,) if warning else ())
         om = media == OPENMETRICS_MEDIA_TYPE
         text = _decode(body)
         warnings = (warning,) if warning else ()

@@ -67,6 +67,8 @@ class ParsedExposition:
     `timestamps_ms` holds NO_TIMESTAMP where the line had no timestamp. `exemplars` maps a
     sample index to its exemplar. `created_timestamps_ms` (OpenMetrics `_created` lines) is
     None when the body has none, else NO_TIMESTAMP where a sample has none.
+    `skipped_native_histograms` counts native histograms of a protobuf body: Prometheus counts
+    them in scrape_samples_scraped but stores nothing for them without native histograms.
     """
 
     series_text: list[str]
@@ -77,6 +79,7 @@ class ParsedExposition:
     created_timestamps_ms: npt.NDArray[np.int64] | None = None
     content_type: str = "text/plain"
     warnings: tuple[str, ...] = ()
+    skipped_native_histograms: int = 0
 
     def __len__(self) -> int:
         return len(self.series_text)
