@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from watchkeeper.promql.eval_select import latest_samples
+from watchkeeper.promql.eval_select import aligned_samples, latest_samples
 
 I64 = npt.NDArray[np.int64]
 
@@ -70,3 +70,30 @@ def test_latest_samples_of_no_series_is_empty() -> None:
     empty = np.empty(0, dtype=np.int64)
     index, present = latest_samples(empty, np.zeros(1, np.int64), np.arange(3, dtype=np.int64), 5)
     assert index.shape == present.shape == (0, 3)
+
+
+def test_aligned_samples_agree_with_the_brute_force_scan_and_refuse_what_is_not_aligned() -> None:
+    """One sample per step in (previous step, step]: the grid is the samples themselves."""
+    rng = np.random.default_rng(11)
+    hits = 0
+    for _ in range(400):
+        n, k = int(rng.integers(1, 5)), int(rng.integers(1, 7))
+        step = int(rng.integers(1, 20))
+        times = np.arange(k, dtype=np.int64) * step + int(rng.integers(-30, 30))
+        # Mostly inside each step's interval; sometimes on the edge or outside it.
+        jitter = rng.integers(0, step + 1, (n, k)) - (rng.random((n, k)) < 0.05) * step
+        timestamps = (times[None, :] - jitter).reshape(-1).astype(np.int64)
+        offsets = np.arange(n + 1, dtype=np.int64) * k
+        lookback = int(rng.integers(1, 3 * step + 1))
+        grid = aligned_samples(timestamps, offsets, times, lookback)
+        index, present = _brute_force(timestamps, offsets, times, lookback)
+        expected_aligned = all(
+            index[s][j] == s * k + j for s in range(n) for j in range(k)
+        ) and bool(np.all(np.diff(timestamps.reshape(n, k), axis=1) > 0))
+        if grid is None:
+            assert not expected_aligned
+            continue
+        hits += 1
+        assert expected_aligned
+        assert grid.tolist() == present
+    assert hits > 100

@@ -114,6 +114,28 @@ def latest_samples(
     return idx, present
 
 
+def aligned_samples(timestamps_ms: I64, offsets: I64, times: I64, lookback_ms: int) -> Bool | None:
+    """The presence grid when sample j of every series is the one step j sees, else None.
+
+    The common case of a range query whose step is the scrape interval: every series has
+    one sample per step, in (previous step, step]. Then the grid is the samples themselves
+    (reshaped), and `latest_samples`' scatter and running maximum are not needed.
+    """
+    n, k = len(offsets) - 1, len(times)
+    if n == 0 or len(timestamps_ms) != n * k:
+        return None
+    if not bool((np.diff(offsets) == k).all()):
+        return None
+    grid = timestamps_ms.reshape(n, k)
+    ok = grid <= times
+    if k > 1:
+        ok[:, 1:] &= grid[:, 1:] > times[:-1]
+    if not bool(ok.all()):
+        return None
+    present: Bool = grid > times - np.int64(lookback_ms)
+    return present
+
+
 def eval_vector_selector(
     ctx: EvalContext, sel: ast.VectorSelector, *, want_timestamps: bool = False
 ) -> tuple[VectorV, I64]:
@@ -127,13 +149,23 @@ def eval_vector_selector(
     n, k = len(ss.labels), ctx.n_steps
     if n == 0:
         return VectorV.empty(k), np.empty((0, k), dtype=np.int64)
-    idx, present = latest_samples(ss.timestamps_ms, ss.offsets, times, lookback)
-    if len(ss.values):
+    aligned = aligned_samples(ss.timestamps_ms, ss.offsets, times, lookback)
+    if aligned is not None:
+        # NB: copies, as the gather below makes: storage may hand out arrays it keeps.
+        present = aligned
+        values = ss.values.reshape(n, k).copy()
+        present &= ~stale_mask(values)
+        sample_ts = (
+            ss.timestamps_ms.reshape(n, k).copy() if want_timestamps else np.empty((n, 0), np.int64)
+        )
+    elif len(ss.values):
+        idx, present = latest_samples(ss.timestamps_ms, ss.offsets, times, lookback)
         values = ss.values[idx]
         present &= ~stale_mask(values)
         sample_ts = ss.timestamps_ms[idx] if want_timestamps else np.empty((n, 0), np.int64)
     else:
         values = np.zeros((n, k))
+        present = np.zeros((n, k), dtype=np.bool_)
         sample_ts = np.zeros((n, k), dtype=np.int64)
     vec = VectorV(list(ss.labels), values, present, np.zeros(n, dtype=np.bool_))
     ctx.add_samples(present.sum(axis=0))
