@@ -62,6 +62,7 @@ def _write_openmetrics(path: Path, series: int, points: int, end_s: int) -> None
 
 def serve_ours(series: int, points: int, port: int, data_dir: str, end_s: int) -> None:
     """The child process: loads the data into our TSDB and serves the API until killed."""
+    from watchkeeper.cli.eventloop import run_server
     from watchkeeper.model.labels import Labels
     from watchkeeper.promql.engine import Engine, EngineOptions
     from watchkeeper.testing.web import StaticConfigInfo
@@ -89,7 +90,7 @@ def serve_ours(series: int, points: int, port: int, data_dir: str, end_s: int) -
         print("ready", flush=True)
         await asyncio.Event().wait()
 
-    asyncio.run(main())
+    run_server(main())  # the event loop `watchkeeper server` runs on
 
 
 def _query(base: str, start: int, end: int) -> tuple[float, float, int, bytes]:
