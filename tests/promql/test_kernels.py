@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from watchkeeper.promql import kernels
 from watchkeeper.promql.errors import EvaluationError
 from watchkeeper.promql.kernels import (
     RANGE_FUNCTIONS,
@@ -421,6 +422,22 @@ def test_double_exponential_smoothing_matches_reference(
     data: Dataset, sf: float, tf: float
 ) -> None:
     check("double_exponential_smoothing", data, (sf, tf), lambda j: [sf, tf])
+
+
+@given(data=datasets(), sf=st.floats(0.01, 0.99), tf=st.floats(0.01, 0.99))
+def test_double_exponential_smoothing_scalar_and_vector_folds_agree_bit_for_bit(
+    data: Dataset, sf: float, tf: float
+) -> None:
+    """Few windows take a scalar loop per window, many the numpy fold: same bits."""
+    lo, hi = window_bounds(data.timestamps, data.offsets, data.eval_ts, data.range_ms)
+    args = (data.timestamps, data.values, lo, hi, data.eval_ts, data.range_ms, sf, tf)
+    fn = RANGE_FUNCTIONS["double_exponential_smoothing"]
+    scalar, seen = fn(*args)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kernels, "_FEW_WINDOWS", -1)
+        vector, seen_v = fn(*args)
+    assert (seen == seen_v).all()
+    assert np.array_equal(scalar[seen].view(np.uint64), vector[seen].view(np.uint64))
 
 
 def _one_series() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], Any, Any, Any]:

@@ -1039,6 +1039,24 @@ def ts_of_min_over_time(  # noqa: PLR0917
     return _compare_over_time(timestamps_ms, values, lo, hi, np.less_equal)
 
 
+_FEW_WINDOWS = 16
+"""Up to this many windows, a scalar loop per window beats one numpy call per position."""
+
+
+def _smooth_one(xs: list[float], sf: float, tf: float) -> float:
+    """One window of `double_exponential_smoothing`, in the vector fold's operation order."""
+    s0, s1 = 0.0, xs[0]
+    trend = xs[1] - s1
+    for j in range(1, len(xs)):
+        x = sf * xs[j]
+        if j > 1:
+            trend = tf * (s1 - s0) + (1 - tf) * trend
+        y = (1 - sf) * (s1 + trend)
+        s0 = s1
+        s1 = x + y
+    return s1
+
+
 @_quiet
 def double_exponential_smoothing(  # noqa: PLR0917
     timestamps_ms: IntArray,
@@ -1079,6 +1097,19 @@ def double_exponential_smoothing(  # noqa: PLR0917
 
     def fold(chunk: _Chunk, pos: IntArray) -> FloatArray:
         sf, tf = sf_win[pos], tf_win[pos]
+        if len(pos) <= _FEW_WINDOWS:
+            return np.array(
+                [
+                    _smooth_one(values[a : a + n].tolist(), f, t)
+                    for a, n, f, t in zip(
+                        chunk.start.tolist(),
+                        chunk.length.tolist(),
+                        sf.tolist(),
+                        tf.tolist(),
+                        strict=True,
+                    )
+                ]
+            )
         s0 = np.zeros(len(pos))
         s1 = values[chunk.start].copy()
         trend = values[chunk.start + 1] - s1
