@@ -7,6 +7,7 @@ Prometheus's mean, variance and quantile, and lexsorts for topk/bottomk/limitk.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -194,15 +195,21 @@ def _count_values(expr: ast.AggregateExpr, vec: VectorV, label: str, ctx: EvalCo
     series_of = series_of.reshape(-1)
     n_out = len(series_keys)
     ctx.count_samples(n_out)
+    # Each distinct value is formatted once, and each group's labels split once around
+    # where the new label sorts: one tuple concatenation per output series.
+    texts = [go_float(u) for u in uniq.tolist()]
+    around: dict[int, tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]] = {}
     labels: list[Labels] = []
     for key in series_keys.tolist():
         g, u = divmod(key, len(uniq))
-        base = keys[g]
-        if expr.without:
-            base = base.without(label)
-        labels.append(base.with_mapping({label: go_float(float(uniq[u]))}))
-    counts = np.zeros((n_out, k))
-    np.add.at(counts, (series_of, cols), 1.0)
+        halves = around.get(g)
+        if halves is None:
+            pairs = tuple(p for p in keys[g].pairs if p[0] != label)
+            at = bisect.bisect_left([name for name, _ in pairs], label)
+            halves = around[g] = (pairs[:at], pairs[at:])
+        labels.append(Labels.from_sorted_pairs((*halves[0], (label, texts[u]), *halves[1])))
+    counts = np.bincount(series_of * k + cols, minlength=n_out * k).astype(np.float64)
+    counts = counts.reshape(n_out, k)
     out = VectorV(labels, counts, counts > 0, np.zeros(n_out, dtype=np.bool_))
     from watchkeeper.promql.eval_types import merge_same_labels
 
