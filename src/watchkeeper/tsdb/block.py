@@ -75,10 +75,24 @@ def _decode_pool() -> ThreadPoolExecutor:
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
+_last_ulid = 0
+_ulid_lock = threading.Lock()
+
+
 def new_ulid(timestamp_ms: int | None = None) -> str:
-    """Returns a new ULID: 48 bits of milliseconds then 80 random bits, Crockford base32."""
+    """Returns a new ULID: 48 bits of milliseconds then 80 random bits, Crockford base32.
+
+    Without `timestamp_ms`, ULIDs made by this process increase strictly (within one
+    millisecond too), so a newer block always sorts after an older one.
+    """
+    global _last_ulid  # noqa: PLW0603 - the process-wide monotonic ULID source
     ms = time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
     value = (ms & ((1 << 48) - 1)) << 80 | secrets.randbits(80)
+    if timestamp_ms is None:
+        with _ulid_lock:
+            if value <= _last_ulid:
+                value = _last_ulid + 1
+            _last_ulid = value
     return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in range(25, -1, -1))
 
 
@@ -131,6 +145,15 @@ class BlockMeta:
     compaction: CompactionMeta = field(default_factory=CompactionMeta)
     version: int = 1
     dir: Path | None = None
+
+    @property
+    def newest_source(self) -> str:
+        """The ULID of the newest head block whose samples this block holds.
+
+        Where blocks overlap, the one with the newer source holds the later write of a
+        timestamp (an out-of-order sample persisted after the in-order one): it wins.
+        """
+        return max(self.compaction.sources, default=self.ulid)
 
     def as_json(self) -> dict[str, Any]:
         """Returns the meta.json document, in Prometheus's shape."""

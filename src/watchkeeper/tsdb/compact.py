@@ -3,7 +3,9 @@
 Blocks start at the smallest range (2h); `plan_compaction` picks overlapping blocks first,
 then adjacent blocks that fill the next range (×3 each step, up to the largest range), then
 big blocks with many tombstones. `compact` merges series in label order, batch by batch
-(memory stays bounded), drops deleted samples and de-duplicates equal timestamps.
+(memory stays bounded), drops deleted samples and de-duplicates equal timestamps. Blocks
+overlap when out-of-order samples were persisted behind existing blocks; merging them is
+Prometheus's vertical compaction, and the later write of a timestamp wins.
 """
 
 from __future__ import annotations
@@ -150,10 +152,11 @@ def iter_merged(
 
     Series that satisfy every matcher of any of `matcher_sets` are selected.
 
-    A sample present in several blocks at the same timestamp is kept once (from the first
-    block given). Damaged chunks are skipped with a warning on the batch, or raise
-    `CorruptionError` when `strict`.
+    A sample present in several blocks at the same timestamp is kept once, from the block
+    with the newest source (`BlockMeta.newest_source`: the later write). Damaged chunks
+    are skipped with a warning on the batch, or raise `CorruptionError` when `strict`.
     """
+    blocks = sorted(blocks, key=lambda b: b.meta.newest_source, reverse=True)
     ids_per_block = [
         np.unique(np.concatenate([b.index.select(ms) for ms in matcher_sets]))
         if matcher_sets
@@ -199,7 +202,7 @@ def compact(blocks: Sequence[Block], parent_dir: Path) -> Path | None:
     """Merges blocks into one new block under `parent_dir`; returns its directory.
 
     Deleted (tombstoned) samples are dropped; a sample present in several blocks at the same
-    timestamp is kept once (from the block with the earliest min time). Returns None when no
+    timestamp is kept once (the later write, see `iter_merged`). Returns None when no
     sample is left. The inputs are left in place: deleting them is the caller's job.
 
     Raises:

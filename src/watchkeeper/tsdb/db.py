@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from watchkeeper.instrument.metrics import Registry
 from watchkeeper.model.clock import SYSTEM_CLOCK, Clock
 from watchkeeper.model.matchers import Matcher
@@ -38,6 +40,7 @@ from watchkeeper.tsdb.block import (
 )
 from watchkeeper.tsdb.compact import compact, exponential_ranges, plan_compaction
 from watchkeeper.tsdb.head import INT64_MAX, INT64_MIN, Head, HeadStats
+from watchkeeper.tsdb.lifecycle_metrics import TsdbLifecycleMetrics, lockfile_state
 from watchkeeper.tsdb.metrics import TsdbMetrics
 from watchkeeper.tsdb.options import TsdbOptions
 from watchkeeper.tsdb.wal import WriteAheadLog
@@ -86,14 +89,14 @@ class _DbQuerier(Querier):
         self._held = db._acquire(mint_ms, maxt_ms)
         self._closed = False
 
-    def _each_block(self, read: Callable[[Querier], None]) -> None:
+    def _each_block(self, read: Callable[[BlockMeta, Querier], None]) -> None:
         if self._closed:
             raise StorageError("querier is closed")
         fresh = self._db._acquire(self._mint, self._maxt)
         try:
             seen = {id(lb) for lb in self._held}
             for lb in [*self._held, *(lb for lb in fresh if id(lb) not in seen)]:
-                read(lb.block.querier(self._mint, self._maxt))
+                read(lb.block.meta, lb.block.querier(self._mint, self._maxt))
         finally:
             self._db._release(fresh)
 
@@ -102,18 +105,22 @@ class _DbQuerier(Querier):
 
     def select(self, matchers: Sequence[Matcher], *, hints: SelectHints | None = None) -> SeriesSet:
         head = self._head().select(matchers, hints=hints)
-        sets: list[SeriesSet] = []
-        self._each_block(lambda q: sets.append(q.select(matchers, hints=hints)))
-        return merge_series_sets([*sets, head])
+        sets: list[tuple[str, SeriesSet]] = []
+        self._each_block(
+            lambda meta, q: sets.append((meta.newest_source, q.select(matchers, hints=hints)))
+        )
+        # NB: the first set wins a timestamp: the head, then the blocks with newer writes.
+        sets.sort(key=lambda pair: pair[0], reverse=True)
+        return merge_series_sets([head, *(got for _, got in sets)])
 
     def label_names(self, matchers: Sequence[Matcher] = ()) -> list[str]:
         names = set(self._head().label_names(matchers))
-        self._each_block(lambda q: names.update(q.label_names(matchers)))
+        self._each_block(lambda _meta, q: names.update(q.label_names(matchers)))
         return sorted(names)
 
     def label_values(self, name: str, matchers: Sequence[Matcher] = ()) -> list[str]:
         values = set(self._head().label_values(name, matchers))
-        self._each_block(lambda q: values.update(q.label_values(name, matchers)))
+        self._each_block(lambda _meta, q: values.update(q.label_values(name, matchers)))
         return sorted(values)
 
     def close(self) -> None:
@@ -145,6 +152,7 @@ class TSDB:
         self.read_only = read_only
         self.options = options
         self.metrics = metrics
+        self.lifecycle_metrics = TsdbLifecycleMetrics(metrics.registry)
         self.head = head
         self.clock = clock
         self._lock_fd = lock_fd
@@ -171,12 +179,14 @@ class TSDB:
         options = options or TsdbOptions()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        clean_start = lockfile_state(options.no_lockfile, path / LOCK_FILENAME)
         lock_fd = None if options.no_lockfile else _take_lock(path)
         metrics = TsdbMetrics(registry)
         metrics.retention_limit_bytes.set(options.retention_bytes)
         metrics.retention_limit_seconds.set(options.retention_ms / 1000.0)
         head = _new_head(options, metrics)
         db = cls(path, options, metrics=metrics, head=head, clock=clock, lock_fd=lock_fd)
+        db.lifecycle_metrics.clean_start.set(clean_start)
         try:
             _remove_leftovers(path)
             db._load_blocks()
@@ -391,16 +401,15 @@ class TSDB:
 
     def _compact_head(self, report: MaintenanceReport) -> None:
         rng = self.options.min_block_duration_ms
+        cut = False
         while self._head_compactable():
             mint = self.head.min_time_ms
             maxt = (mint // rng) * rng + rng
             self.metrics.compactions_triggered.inc()
             start = time.monotonic()
-            self.head.set_compacting_until(maxt)
             try:
                 path = self._write_head_block(self.dir, mint, maxt)
             except (OSError, StorageError) as exc:
-                self.head.set_compacting_until(INT64_MIN)
                 self.metrics.compactions_failed.inc()
                 msg = f"head compaction of [{mint}, {maxt}) failed: {exc}"
                 log.error("%s", msg)
@@ -412,17 +421,64 @@ class TSDB:
                 report.head_blocks.append(path)
                 self._load_blocks()
             self.head.truncate(maxt)
-            self.head.set_compacting_until(INT64_MIN)
+            cut = True
             try:
-                self.head.truncate_wal(maxt)
+                with self.lifecycle_metrics.truncating_wal():
+                    self.head.truncate_wal(maxt)
             except OSError as exc:
                 msg = f"WAL checkpoint failed: {exc}"
                 report.errors.append(msg)
             self.head.compact_memory()
+        if cut:
+            # NB: as in Prometheus, out-of-order samples become blocks after a head compaction.
+            self._flush_ooo(report, before_ms=self.head.min_valid_time_ms)
+
+    def _flush_ooo(self, report: MaintenanceReport, *, before_ms: int) -> None:
+        """Writes the head's out-of-order samples older than `before_ms` as blocks.
+
+        One block per aligned block range that holds such samples, as Prometheus's
+        out-of-order compaction writes them; they may overlap blocks already on disk.
+        """
+        cols = self.head.begin_ooo_flush(before_ms)
+        if cols is None:
+            return
+        refs, ts, vals = cols
+        rng = self.options.min_block_duration_ms
+        slot = ts // rng
+        written = False
+        self.metrics.compactions_triggered.inc()
+        start = time.monotonic()
+        try:
+            for k in np.unique(slot).tolist():
+                part = slot == k
+                batch = self.head.series_set_of_columns(refs[part], ts[part], vals[part])
+                with (
+                    self.lifecycle_metrics.writing_block(),
+                    BlockWriter(self.dir, mint_ms=k * rng, maxt_ms=(k + 1) * rng) as writer,
+                ):
+                    writer.add(batch)
+                    path = writer.commit()
+                if path is not None:
+                    report.head_blocks.append(path)
+            written = True
+            self.metrics.compactions.inc()
+            self.metrics.compaction_duration.observe(time.monotonic() - start)
+        except (OSError, StorageError) as exc:
+            self.metrics.compactions_failed.inc()
+            msg = f"out-of-order head compaction failed: {exc}"
+            log.error("%s", msg)
+            report.errors.append(msg)
+        finally:
+            # NB: blocks are loaded before the head forgets the samples, so reads see them.
+            self._load_blocks()
+            self.head.finish_ooo_flush(written=written)
 
     def _write_head_block(self, parent: Path, mint: int, maxt: int) -> Path | None:
         """Writes head samples in [mint, maxt) as a block; returns None when there are none."""
-        with BlockWriter(parent, mint_ms=mint, maxt_ms=maxt) as writer:
+        with (
+            self.lifecycle_metrics.writing_block(),
+            BlockWriter(parent, mint_ms=mint, maxt_ms=maxt) as writer,
+        ):
             for batch in self.head.iter_label_batches(mint, maxt - 1):
                 writer.add(batch)
             return writer.commit()
@@ -452,7 +508,8 @@ class TSDB:
             self.metrics.compactions_triggered.inc()
             start = time.monotonic()
             try:
-                path = compact([lb.block for lb in chosen], self.dir)
+                with self.lifecycle_metrics.writing_block():
+                    path = compact([lb.block for lb in chosen], self.dir)
             except (OSError, StorageError) as exc:
                 self.metrics.compactions_failed.inc()
                 msg = f"compaction of {sorted(group)} failed: {exc}"
@@ -463,6 +520,9 @@ class TSDB:
                 self._release(chosen)
             self.metrics.compactions.inc()
             self.metrics.compaction_duration.observe(time.monotonic() - start)
+            self.lifecycle_metrics.compacted(
+                [(lb.block.meta.min_time_ms, lb.block.meta.max_time_ms) for lb in chosen]
+            )
             with self._lock:
                 if path is not None:
                     report.compacted_blocks.append(path)
@@ -553,6 +613,12 @@ class TSDB:
             shutil.copytree(src, dst, copy_function=_link_or_copy)
         if with_head and self.head.min_time_ms != INT64_MAX:
             self._write_head_block(target, self.head.min_time_ms, self.head.max_time_ms + 1)
+        bounds = self.head.time_bounds() if with_head else None
+        if bounds is not None and self.head.num_ooo_samples:
+            ooo = self.head.ooo_series_set(bounds[0], bounds[1])
+            with BlockWriter(target, mint_ms=bounds[0], maxt_ms=bounds[1] + 1) as writer:
+                writer.add(ooo)
+                writer.commit()
         return target
 
     def _refuse_if_read_only(self, what: str) -> None:
@@ -579,8 +645,9 @@ class TSDB:
         with self._lock:
             if self._blocks:
                 return self._blocks[0].block.meta.min_time_ms
-        if self.head.min_time_ms != INT64_MAX:
-            return self.head.min_time_ms
+        bounds = self.head.time_bounds()
+        if bounds is not None:
+            return bounds[0]
         return self.clock.now_ms()
 
 

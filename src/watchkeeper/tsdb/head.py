@@ -5,6 +5,9 @@ Series live in a postings index (`head_index.py`); samples live in numpy columns
 indexed by series ref. Appends are validated a whole batch at a time, as Prometheus
 validates one sample: older than the series' newest sample is out of order, the same
 timestamp with other value bits is a duplicate, the same bits are dropped silently.
+With an out-of-order window, older samples back to (newest sample - window) are kept in a
+store of their own, even behind persisted blocks, until `begin_ooo_flush` hands them to
+the database to become blocks of their own; reads prefer them at equal timestamps.
 One lock guards every head operation, so one writer per appender and any number of
 readers on other threads are safe. The database (`db.py`) cuts blocks from the head.
 """
@@ -32,7 +35,7 @@ from watchkeeper.storage.interface import (
     SeriesSet,
     StorageError,
 )
-from watchkeeper.storage.merge import group_ranked_samples
+from watchkeeper.storage.merge import group_ranked_samples, merge_series_sets
 from watchkeeper.tsdb.head_index import PostingsIndex
 from watchkeeper.tsdb.head_runs import expand
 from watchkeeper.tsdb.head_samples import (
@@ -44,6 +47,7 @@ from watchkeeper.tsdb.head_samples import (
 )
 from watchkeeper.tsdb.metrics import SAMPLE_TYPE_FLOAT, TsdbMetrics
 from watchkeeper.tsdb.wal import (
+    OutOfOrderFlushedRecord,
     Record,
     ReplayStatus,
     SamplesRecord,
@@ -70,6 +74,7 @@ OUT_OF_BOUNDS: Final = 5
 TOO_OLD: Final = 6
 
 _REPLAY_BATCH = 1 << 22
+_OOO_SEGMENT_SAMPLES = 1 << 16
 
 
 def _prev_in_batch(
@@ -221,6 +226,11 @@ class Head:
         self._lock = threading.RLock()
         self._index = PostingsIndex()
         self._store = SampleStore(segment_samples)
+        self._ooo_segment = min(segment_samples, _OOO_SEGMENT_SAMPLES)
+        self._ooo = SampleStore(self._ooo_segment)
+        """Out-of-order samples, as Prometheus's OOO head: they never move `_last_ts`."""
+        self._ooo_flushing: SampleStore | None = None
+        """Out-of-order samples being written into blocks (still read until they are)."""
         self._labels: list[Labels | None] = []
         self._by_labels: dict[Labels, int] = {}
         cap = 1024
@@ -238,8 +248,6 @@ class Head:
         self._rank = np.zeros(0, dtype=np.int64)
         self._rank_sorted: list[int] = []
         self._closed = False
-        self.compacting_until_ms = INT64_MIN
-        """While a block is cut from the head, out-of-order samples must not land before this."""
         self.generation = 0
         """Bumped by every change of committed state (lets an appender skip re-validation)."""
         m = self.metrics
@@ -268,8 +276,33 @@ class Head:
 
     @property
     def num_samples(self) -> int:
-        """Samples held in memory."""
-        return self._store.num_samples
+        """Samples held in memory (out-of-order ones included)."""
+        flushing = self._ooo_flushing
+        extra = flushing.num_samples if flushing is not None else 0
+        return self._store.num_samples + self._ooo.num_samples + extra
+
+    @property
+    def num_ooo_samples(self) -> int:
+        """Out-of-order samples held in memory (not yet in a block)."""
+        flushing = self._ooo_flushing
+        return self._ooo.num_samples + (flushing.num_samples if flushing is not None else 0)
+
+    def _ooo_stores(self) -> list[SampleStore]:
+        """The out-of-order stores, the later writes first."""
+        stores = [self._ooo]
+        if self._ooo_flushing is not None:
+            stores.append(self._ooo_flushing)
+        return [st for st in stores if st.num_samples]
+
+    def time_bounds(self) -> tuple[int, int] | None:
+        """The lowest and highest timestamps held, out-of-order samples included."""
+        with self._lock:
+            bounds = [b for st in self._ooo_stores() if (b := st.time_bounds()) is not None]
+            if self._mint != INT64_MAX:
+                bounds.append((self._mint, self._maxt))
+        if not bounds:
+            return None
+        return min(b[0] for b in bounds), max(b[1] for b in bounds)
 
     def _grow(self, need: int) -> None:
         cap = len(self._last_ts)
@@ -360,21 +393,17 @@ class Head:
             raise StorageError("head is closed")
         return HeadAppender(self)
 
-    def _ooo_min(self) -> int | None:
+    def _ooo_min(self, first_ts: int) -> int | None:
         """The oldest out-of-order sample accepted, or None when that support is off.
 
-        Never below the last block's end, nor into a range being cut into a block now.
+        As in Prometheus: the head's newest sample minus the window, even behind blocks
+        already written. An empty head measures from the first sample appended to it
+        (`first_ts`), as Prometheus's head takes its time range from that sample.
         """
         if self.ooo_window_ms <= 0:
             return None
-        window = self._maxt - self.ooo_window_ms if self._maxt != INT64_MIN else INT64_MIN
-        return max(window, self.min_valid_time_ms, self.compacting_until_ms)
-
-    def set_compacting_until(self, maxt_ms: int) -> None:
-        """Keeps out-of-order appends out of [.., maxt_ms) while that range becomes a block."""
-        with self._lock:
-            self.compacting_until_ms = maxt_ms
-            self.generation += 1
+        newest = first_ts if self._maxt == INT64_MIN else self._maxt
+        return max(newest - self.ooo_window_ms, INT64_MIN)
 
     def appendable_min_valid_time(self) -> int:
         """The oldest timestamp an in-order append may have (as Prometheus computes it)."""
@@ -424,7 +453,7 @@ class Head:
                     self._last_ts[refs],
                     self._last_bits[refs],
                     min_valid_ms=self.appendable_min_valid_time(),
-                    ooo_min_ms=self._ooo_min(),
+                    ooo_min_ms=self._ooo_min(int(ts[0])),
                 )
                 keep = codes <= ACCEPT_OOO
                 if not keep.all():
@@ -432,44 +461,55 @@ class Head:
                     refs, ts, vals, codes = refs[keep], ts[keep], vals[keep], codes[keep]
             if len(refs) == 0:
                 return 0
+            in_order = codes == ACCEPT
+            n_ooo = int(len(codes) - np.count_nonzero(in_order))
+            o_refs, o_ts, o_vals = refs[:0], ts[:0], vals[:0]
+            if n_ooo:
+                ooo = ~in_order
+                o_refs, o_ts, o_vals = refs[ooo], ts[ooo], vals[ooo]
+                if n_ooo < len(refs):
+                    refs, ts, vals = refs[in_order], ts[in_order], vals[in_order]
+                else:
+                    refs, ts, vals = refs[:0], ts[:0], vals[:0]
             if self.wal is not None:
                 records: list[Record] = []
-                unlogged = ~self._logged[refs]
+                every = np.concatenate((refs, o_refs)) if n_ooo else refs
+                unlogged = ~self._logged[every]
                 if unlogged.any():
-                    new = np.unique(refs[unlogged])
+                    new = np.unique(every[unlogged])
                     records.append(
                         SeriesRecord(new, [self._labels[r] or Labels() for r in new.tolist()])
                     )
-                records.append(SamplesRecord(refs, ts, vals))
+                if len(refs):
+                    records.append(SamplesRecord(refs, ts, vals))
+                if n_ooo:
+                    records.append(SamplesRecord(o_refs, o_ts, o_vals, out_of_order=True))
                 try:
                     self.wal.log(records)
                 except OSError as exc:
                     self.metrics.wal_writes_failed.inc()
                     raise StorageError(f"write to WAL failed: {exc}") from exc
                 if unlogged.any():
-                    self._logged[refs[unlogged]] = True
-            self._apply(refs, ts, vals, codes == ACCEPT)
-            n_ooo = int(len(codes) - np.count_nonzero(codes == ACCEPT))
-            self._appended.inc(float(len(refs)))
+                    self._logged[every[unlogged]] = True
+            if len(refs):
+                self._apply(refs, ts, vals)
             if n_ooo:
+                self._apply_ooo(o_refs, o_ts, o_vals)
                 self._ooo_appended.inc(float(n_ooo))
-            return len(refs)
+            self._appended.inc(float(len(refs) + n_ooo))
+            return len(refs) + n_ooo
 
     def _apply(
         self,
         refs: npt.NDArray[np.uint64],
         ts: npt.NDArray[np.int64],
         vals: npt.NDArray[np.float64],
-        in_order: npt.NDArray[np.bool_] | None,
     ) -> None:
-        """Stores validated samples and moves per-series state forward."""
+        """Stores validated in-order samples and moves per-series state forward."""
         self._store.append(refs, ts, vals)
-        r, t = (refs, ts) if in_order is None else (refs[in_order], ts[in_order])
-        if len(r):
-            np.maximum.at(self._last_ts, r, t)
-            at_last = t == self._last_ts[r]
-            bits = vals.view(np.uint64) if in_order is None else vals.view(np.uint64)[in_order]
-            self._last_bits[r[at_last]] = bits[at_last]
+        np.maximum.at(self._last_ts, refs, ts)
+        at_last = ts == self._last_ts[refs]
+        self._last_bits[refs[at_last]] = vals.view(np.uint64)[at_last]
         lo, hi = int(ts.min()), int(ts.max())
         if lo < self._mint:
             self._mint = lo
@@ -481,6 +521,76 @@ class Head:
             self.metrics.head_max_time_seconds.set(hi / 1000.0)
         # NB: bumped last, so an appender that sees the new generation sees the new state.
         self.generation += 1
+
+    def _apply_ooo(
+        self,
+        refs: npt.NDArray[np.uint64],
+        ts: npt.NDArray[np.int64],
+        vals: npt.NDArray[np.float64],
+    ) -> None:
+        """Stores validated out-of-order samples; series state and head bounds stay."""
+        self._ooo.append(refs, ts, vals)
+
+    # Flushing out-of-order samples into blocks.
+
+    def begin_ooo_flush(
+        self, before_ms: int
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
+        """Sets aside the out-of-order samples older than `before_ms` for writing as blocks.
+
+        Returns their columns (in write order), or None when there are none (or a flush
+        is under way). They stay readable until `finish_ooo_flush`.
+        """
+        with self._lock:
+            if self._ooo_flushing is not None or self._ooo.num_samples == 0:
+                return None
+            everything = np.ones(len(self._labels), dtype=np.bool_)
+            refs, ts, vals = self._ooo.gather(everything, INT64_MIN, INT64_MAX)
+            old = ts < before_ms
+            if not old.any():
+                return None
+            flushing = SampleStore(self._ooo_segment)
+            flushing.append(refs[old].astype(np.uint64), ts[old], vals[old])
+            rest = SampleStore(self._ooo_segment)
+            keep = ~old
+            if keep.any():
+                rest.append(refs[keep].astype(np.uint64), ts[keep], vals[keep])
+            self._ooo, self._ooo_flushing = rest, flushing
+            return refs[old].astype(np.uint64), ts[old], vals[old]
+
+    def finish_ooo_flush(self, *, written: bool) -> None:
+        """Ends a flush: forgets the samples set aside when their blocks are `written`.
+
+        The WAL then gets a record saying so, followed by the out-of-order samples the
+        head still holds (some may have been logged before it); when the blocks were not
+        written, the samples go back to the out-of-order store.
+        """
+        with self._lock:
+            flushing, self._ooo_flushing = self._ooo_flushing, None
+            if flushing is None:
+                return
+            everything = np.ones(len(self._labels), dtype=np.bool_)
+            refs32, ts, vals = self._ooo.gather(everything, INT64_MIN, INT64_MAX)
+            refs = refs32.astype(np.uint64)
+            if not written:
+                # NB: the later writes first, so reads still prefer them (as during the flush).
+                back = SampleStore(self._ooo_segment)
+                back.append(refs, ts, vals)
+                f_refs, f_ts, f_vals = flushing.gather(everything, INT64_MIN, INT64_MAX)
+                back.append(f_refs.astype(np.uint64), f_ts, f_vals)
+                self._ooo = back
+                return
+            if self.wal is None:
+                return
+            records: list[Record] = [OutOfOrderFlushedRecord()]
+            if len(refs):
+                records.append(SamplesRecord(refs, ts, vals, out_of_order=True))
+            try:
+                self.wal.log(records)
+            except OSError as exc:
+                # NB: replay then loads the flushed samples again; they are written twice.
+                self.metrics.wal_writes_failed.inc()
+                log.error("Cannot log the out-of-order flush to the WAL: %s", exc)
 
     # Reads.
 
@@ -506,7 +616,10 @@ class Head:
             sel = np.zeros(len(self._labels), dtype=np.bool_)
             sel[refs_in] = True
             runs, open_parts = self._store.snapshot(sel, mint_ms, maxt_ms, refs_in)
-        return self._series_set(
+            ooo = [
+                self._series_set_of(st.gather(sel, mint_ms, maxt_ms)) for st in self._ooo_stores()
+            ]
+        in_order = self._series_set(
             *read_selection(
                 runs,
                 open_parts,
@@ -517,6 +630,28 @@ class Head:
                 sel_refs=refs_in,
             )
         )
+        if not any(len(o) for o in ooo):
+            return in_order
+        # NB: the first set wins a timestamp: out-of-order samples are the later writes.
+        return merge_series_sets([*ooo, in_order])
+
+    def ooo_series_set(self, mint_ms: int, maxt_ms: int) -> SeriesSet:
+        """Returns the out-of-order samples in [mint_ms, maxt_ms] (for snapshots)."""
+        with self._lock:
+            sel = np.ones(len(self._labels), dtype=np.bool_)
+            sets = [
+                self._series_set_of(st.gather(sel, mint_ms, maxt_ms)) for st in self._ooo_stores()
+            ]
+        return merge_series_sets(sets)
+
+    def series_set_of_columns(
+        self,
+        refs: npt.NDArray[np.uint64],
+        ts: npt.NDArray[np.int64],
+        vals: npt.NDArray[np.float64],
+    ) -> SeriesSet:
+        """Groups samples of head series (in write order) into a SeriesSet in label order."""
+        return self._series_set_of((refs, ts, vals))
 
     def iter_label_batches(
         self, mint_ms: int, maxt_ms: int, *, batch_samples: int = 1 << 23
@@ -632,6 +767,8 @@ class Head:
         self, cols: tuple[npt.NDArray[Any], npt.NDArray[np.int64], npt.NDArray[np.float64]]
     ) -> SeriesSet:
         refs, ts, vals = cols
+        if len(refs) == 0:
+            return SeriesSet.empty()
         uniq = np.unique(refs)
         labels = self._labels
         return build_series_set(
@@ -695,6 +832,8 @@ class Head:
             return hit & (t >= mint_ms) & (t <= maxt_ms)
 
         removed = self._store.remove(drop, mint=mint_ms, maxt=maxt_ms, sel=sel)
+        for store in self._ooo_stores():
+            removed += store.remove(drop, mint=mint_ms, maxt=maxt_ms, sel=sel)
         self.generation += 1
         return removed
 
@@ -709,7 +848,14 @@ class Head:
             self.min_valid_time_ms = max(self.min_valid_time_ms, mint_ms)
             self._store.drop_before(mint_ms)
             n = len(self._labels)
-            gone = np.nonzero(self._alive[:n] & (self._last_ts[:n] < mint_ms))[0]
+            stale = self._alive[:n] & (self._last_ts[:n] < mint_ms)
+            if stale.any():
+                # NB: a series whose only samples are out-of-order ones stays.
+                everything = np.ones(n, dtype=np.bool_)
+                for store in self._ooo_stores():
+                    held = store.gather(everything, INT64_MIN, INT64_MAX)[0]
+                    stale[held[held < n].astype(np.int64)] = False
+            gone = np.nonzero(stale)[0]
             for ref in gone.tolist():
                 lbls = self._labels[ref]
                 if lbls is None:  # pragma: no cover - alive refs have labels
@@ -785,6 +931,7 @@ class Head:
             nonlocal pending_n, unknown
             if not pending:
                 return
+            ooo = pending[0].out_of_order
             refs = np.concatenate([p.refs for p in pending])
             ts = np.concatenate([p.timestamps_ms for p in pending])
             vals = np.concatenate([p.values for p in pending])
@@ -798,22 +945,30 @@ class Head:
                 refs = np.where(known, refs, 0).astype(np.uint64)
                 refs = self._alias[refs]
                 known &= self._alive[refs]
-            keep = known & (ts >= self.min_valid_time_ms)
+            # NB: out-of-order samples may be older than every block: they are not in one yet.
+            keep = known if ooo else known & (ts >= self.min_valid_time_ms)
             unknown += int((~known).sum())
             if not keep.all():
                 refs, ts, vals = refs[keep], ts[keep], vals[keep]
-            if len(refs):
-                self._apply(refs, ts, vals, None)
+            if len(refs) and ooo:
+                self._apply_ooo(refs, ts, vals)
+            elif len(refs):
+                self._apply(refs, ts, vals)
 
         with self._lock:
             for rec in read_records(wal_dir, status, on_corruption=corrupted, repair=repair):
                 if isinstance(rec, SamplesRecord):
+                    if pending and pending[0].out_of_order != rec.out_of_order:
+                        flush()
                     pending.append(rec)
                     pending_n += len(rec.refs)
                     if pending_n >= _REPLAY_BATCH:
                         flush()
                 elif isinstance(rec, SeriesRecord):
                     self._replay_series(rec)
+                elif isinstance(rec, OutOfOrderFlushedRecord):
+                    flush()
+                    self._ooo = SampleStore(self._ooo_segment)
                 else:
                     flush()
                     self._delete_refs(
@@ -893,9 +1048,15 @@ def _checkpoint_records(
             refs = rec.refs
             ok = refs < len(alias)
             refs = alias[np.where(ok, refs, 0)]
-            ok &= alive[refs] & (rec.timestamps_ms >= mint_ms)
+            ok &= alive[refs]
+            if not rec.out_of_order:
+                ok &= rec.timestamps_ms >= mint_ms
             if ok.any():
-                kept.append(SamplesRecord(refs[ok], rec.timestamps_ms[ok], rec.values[ok]))
+                kept.append(
+                    SamplesRecord(refs[ok], rec.timestamps_ms[ok], rec.values[ok], rec.out_of_order)
+                )
+        elif isinstance(rec, OutOfOrderFlushedRecord):
+            kept = [k for k in kept if not k.out_of_order]
         elif isinstance(rec, TombstonesRecord):
             refs = rec.refs[rec.refs < len(alias)]
             dead = np.unique(alias[refs])
@@ -909,7 +1070,9 @@ def _checkpoint_records(
                 if not gone.all():
                     keep = ~gone
                     filtered.append(
-                        SamplesRecord(k.refs[keep], k.timestamps_ms[keep], k.values[keep])
+                        SamplesRecord(
+                            k.refs[keep], k.timestamps_ms[keep], k.values[keep], k.out_of_order
+                        )
                     )
             kept = filtered
     yield from kept
@@ -1001,7 +1164,7 @@ class HeadAppender(Appender):
             base_ts,
             base_bits,
             min_valid_ms=head.appendable_min_valid_time(),
-            ooo_min_ms=head._ooo_min(),
+            ooo_min_ms=head._ooo_min(int(ts[0])),
         )
         accepted = codes <= ACCEPT_OOO
         result = AppendResult(accepted)
@@ -1078,8 +1241,11 @@ class HeadQuerier(Querier):
 
     def _overlaps(self) -> bool:
         head = self._head
-        return head.num_series > 0 and not (
-            head.max_time_ms < self.mint_ms or head.min_time_ms > self.maxt_ms
+        bounds = head.time_bounds()
+        return (
+            head.num_series > 0
+            and bounds is not None
+            and not (bounds[1] < self.mint_ms or bounds[0] > self.maxt_ms)
         )
 
     def select(self, matchers: Sequence[Matcher], *, hints: SelectHints | None = None) -> SeriesSet:

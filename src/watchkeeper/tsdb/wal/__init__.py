@@ -9,6 +9,7 @@ from watchkeeper.tsdb.wal.log import (
     write_checkpoint,
 )
 from watchkeeper.tsdb.wal.records import (
+    OutOfOrderFlushedRecord,
     Record,
     RecordDecodeError,
     RecordType,
@@ -21,6 +22,7 @@ from watchkeeper.tsdb.wal.records import (
 
 __all__ = [
     "Corruption",
+    "OutOfOrderFlushedRecord",
     "Record",
     "RecordDecodeError",
     "RecordType",

@@ -24,6 +24,8 @@ class RecordType(enum.IntEnum):
     SERIES = 1
     SAMPLES = 2
     TOMBSTONES = 3
+    OUT_OF_ORDER_SAMPLES = 4
+    OUT_OF_ORDER_FLUSHED = 5
 
 
 class RecordDecodeError(ValueError):
@@ -53,18 +55,24 @@ class SeriesRecord:  # noqa: PLW1641 - arrays are not hashable
 
 @dataclass(frozen=True, slots=True)
 class SamplesRecord:  # noqa: PLW1641 - arrays are not hashable
-    """A batch of float samples: refs[i] got (timestamps_ms[i], values[i])."""
+    """A batch of float samples: refs[i] got (timestamps_ms[i], values[i]).
+
+    `out_of_order` marks samples the head keeps apart until they are flushed into blocks of
+    their own (the role of Prometheus's separate out-of-order log, the WBL).
+    """
 
     refs: npt.NDArray[np.uint64]
     timestamps_ms: npt.NDArray[np.int64]
     values: npt.NDArray[np.float64]
+    out_of_order: bool = False
 
     def __eq__(self, other: object) -> bool:
         """Compares bit for bit (NaNs with equal payloads are equal)."""
         if not isinstance(other, SamplesRecord):
             return NotImplemented
         return (
-            bool(np.array_equal(self.refs, other.refs))
+            self.out_of_order == other.out_of_order
+            and bool(np.array_equal(self.refs, other.refs))
             and bool(np.array_equal(self.timestamps_ms, other.timestamps_ms))
             and bool(np.array_equal(self.values.view(np.uint64), other.values.view(np.uint64)))
         )
@@ -88,15 +96,27 @@ class TombstonesRecord:  # noqa: PLW1641 - arrays are not hashable
         )
 
 
-Record = SeriesRecord | SamplesRecord | TombstonesRecord
+@dataclass(frozen=True, slots=True)
+class OutOfOrderFlushedRecord:
+    """Every out-of-order sample logged before this record is in a block now.
+
+    Replay and checkpoints forget those samples; the head logs the out-of-order samples
+    it still holds right after this record, in the same write.
+    """
+
+
+Record = SeriesRecord | SamplesRecord | TombstonesRecord | OutOfOrderFlushedRecord
 
 
 def encode(record: Record, *, compress: bool = False) -> tuple[RecordType, bytes]:
     """Returns the type and payload of a record."""
     if isinstance(record, SamplesRecord):
-        return RecordType.SAMPLES, _encode_samples(record, compress=compress)
+        rtype = RecordType.OUT_OF_ORDER_SAMPLES if record.out_of_order else RecordType.SAMPLES
+        return rtype, _encode_samples(record, compress=compress)
     if isinstance(record, SeriesRecord):
         return RecordType.SERIES, _encode_series(record)
+    if isinstance(record, OutOfOrderFlushedRecord):
+        return RecordType.OUT_OF_ORDER_FLUSHED, b""
     return RecordType.TOMBSTONES, _encode_tombstones(record)
 
 
@@ -109,6 +129,12 @@ def decode(rtype: int, payload: bytes) -> Record:
     try:
         if rtype == RecordType.SAMPLES:
             return _decode_samples(payload)
+        if rtype == RecordType.OUT_OF_ORDER_SAMPLES:
+            return _decode_samples(payload, out_of_order=True)
+        if rtype == RecordType.OUT_OF_ORDER_FLUSHED:
+            if payload:
+                raise ValueError("out-of-order flushed record has a payload")
+            return OutOfOrderFlushedRecord()
         if rtype == RecordType.SERIES:
             return _decode_series(payload)
         if rtype == RecordType.TOMBSTONES:
@@ -150,7 +176,7 @@ def _encode_samples(rec: SamplesRecord, *, compress: bool) -> bytes:
     return struct.pack("<BIq", flags, n, base) + body
 
 
-def _decode_samples(payload: bytes) -> SamplesRecord:
+def _decode_samples(payload: bytes, *, out_of_order: bool = False) -> SamplesRecord:
     flags, n, base = struct.unpack_from("<BIq", payload, 0)
     body: bytes | memoryview = memoryview(payload)[13:]
     if flags & _FLAG_SNAPPY:
@@ -169,7 +195,7 @@ def _decode_samples(payload: bytes) -> SamplesRecord:
         ts = np.frombuffer(body, dtype="<i8", count=n, offset=pos).astype(np.int64)
     pos += n * ts_size
     vals = np.frombuffer(body, dtype="<u8", count=n, offset=pos).copy().view(np.float64)
-    return SamplesRecord(refs, ts, vals)
+    return SamplesRecord(refs, ts, vals, out_of_order)
 
 
 def _encode_series(rec: SeriesRecord) -> bytes:
