@@ -3,9 +3,11 @@
 Every server of the stack (Prometheus, Alertmanager, Pushgateway, exporters) reads the same
 file, so it lives in this low layer: `load_web_config` parses and validates it (errors name
 file, line and field), `build_ssl_context` turns `tls_server_config` into an
-`ssl.SSLContext`, and `web_config_middleware` enforces `basic_auth_users` (bcrypt hashes,
-401 with WWW-Authenticate) and adds `http_server_config.headers` to every response.
-Relative file names are resolved against the directory of the config file.
+`ssl.SSLContext`, `WebConfigSite` serves it (refusing client certificates outside
+`client_allowed_sans`), and `install_web_config` enforces `rate_limit` (429) and
+`basic_auth_users` (bcrypt hashes, 401 with WWW-Authenticate) and adds
+`http_server_config.headers` to every response. Relative file names are resolved against
+the directory of the config file. docs/security.md says where Python's ssl falls short of Go.
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import ipaddress
+import logging
+import math
+import re
+import shutil
 import ssl
+import tempfile
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +34,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from watchkeeper.config.yamlsource import ConfigError, LineDict, load_yaml
+
+log = logging.getLogger(__name__)
 
 _CLIENT_AUTH: Final = {
     "": ssl.CERT_NONE,
@@ -57,6 +68,18 @@ _CIPHERS: Final = {
     "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
     "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
 }
+# TLS 1.3 suites: Go accepts their names but, like OpenSSL's cipher list, never lets them be
+# restricted, so they are valid and change nothing.
+_TLS13_CIPHERS: Final = frozenset(
+    {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"}
+)
+# Go's curve names, mapped to OpenSSL's.
+_CURVES: Final = {
+    "CurveP256": "prime256v1",
+    "CurveP384": "secp384r1",
+    "CurveP521": "secp521r1",
+    "X25519": "X25519",
+}
 _ALLOWED_HEADERS: Final = {
     "strict-transport-security": "Strict-Transport-Security",
     "x-content-type-options": "X-Content-Type-Options",
@@ -81,6 +104,7 @@ _TLS_FIELDS: Final = (
     "curve_preferences",
 )
 _HTTP_FIELDS: Final = ("http2", "headers")
+_RATE_LIMIT_FIELDS: Final = ("interval", "burst")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +117,22 @@ class TlsServerConfig:
     key: str = ""
     client_auth_type: str = "NoClientCert"
     client_ca_file: Path | None = None
-    client_allowed_sans: tuple[str, ...] = ()
+    client_ca: str = ""
+    client_allowed_sans: tuple[str, ...] | None = None
+    """None when unset; an empty list (as in Go) lets no client certificate through."""
     min_version: str = "TLS12"
-    max_version: str = ""
+    max_version: str = "TLS13"
     cipher_suites: tuple[str, ...] = ()
+    prefer_server_cipher_suites: bool = True
+    curve_preferences: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitConfig:
+    """rate_limit: a token bucket of `burst` requests refilled with one every `interval_s`."""
+
+    interval_s: float
+    burst: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +143,8 @@ class WebConfig:
     basic_auth_users: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     http2: bool = True
+    rate_limit: RateLimitConfig | None = None
+    """None when the interval is unset or 0, as the toolkit then installs no limiter."""
     source: str = ""
 
 
@@ -211,10 +249,108 @@ def parse_web_config(document: Any, source: str, base_dir: Path) -> WebConfig:
                     source, users_doc, user, f"basic_auth_users.{user}", "not a bcrypt hash"
                 )
             users[str(user)] = text
-    return WebConfig(tls=tls, basic_auth_users=users, headers=headers, http2=http2, source=source)
+    rate_limit = None
+    if document.get("rate_limit") is not None:
+        rate_limit = _parse_rate_limit(source, document["rate_limit"])
+    return WebConfig(
+        tls=tls,
+        basic_auth_users=users,
+        headers=headers,
+        http2=http2,
+        rate_limit=rate_limit,
+        source=source,
+    )
 
 
-def _parse_tls(source: str, doc: Any, base_dir: Path) -> TlsServerConfig:
+_GO_DURATION_UNITS_NS: Final = {
+    "ns": 1,
+    "us": 1_000,
+    "\u00b5s": 1_000,
+    "\u03bcs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
+_GO_DURATION_PART: Final = re.compile(r"(\d*)(?:\.(\d*))?([^\d.]*)")
+
+
+def parse_go_time_duration_ns(text: str) -> int:
+    """Parses a Go `time.Duration` ("1.5s", "1h30m", "300us", "-2m") into nanoseconds.
+
+    These are Go's durations, not Prometheus's: no "d", "w" or "y", fractions allowed.
+
+    Raises:
+        ValueError: when the text is not a Go duration.
+    """
+    negative = text.startswith("-")
+    rest = text[1:] if text[:1] in ("-", "+") else text
+    if rest == "0":
+        return 0
+    if not rest:
+        raise ValueError(f"invalid duration {text!r}")
+    total = 0.0
+    while rest:
+        match = _GO_DURATION_PART.match(rest)
+        if match is None:
+            raise ValueError(f"invalid duration {text!r}")
+        whole, fraction, unit = match.groups()
+        if not (whole or fraction) or unit not in _GO_DURATION_UNITS_NS:
+            raise ValueError(f"invalid duration {text!r}")
+        number = float(f"{whole or '0'}.{fraction or '0'}")
+        total += number * _GO_DURATION_UNITS_NS[unit]
+        rest = rest[match.end() :]
+    return -int(total) if negative else int(total)
+
+
+def _parse_rate_limit(source: str, doc: Any) -> RateLimitConfig | None:
+    where = "rate_limit"
+    _check_fields(source, doc, _RATE_LIMIT_FIELDS, where)
+    interval = doc.get("interval")
+    if interval is None:
+        interval_ns = 0
+    elif isinstance(interval, int) and not isinstance(interval, bool):
+        interval_ns = interval  # NB: a bare YAML integer is nanoseconds, as Go decodes it.
+    else:
+        try:
+            interval_ns = parse_go_time_duration_ns(str(interval))
+        except ValueError:
+            raise _fail(
+                source,
+                doc,
+                "interval",
+                f"{where}.interval",
+                f"cannot unmarshal !!str `{interval}` into time.Duration",
+            ) from None
+    burst = doc.get("burst", 0)
+    if burst is None:
+        burst = 0
+    if not isinstance(burst, int) or isinstance(burst, bool):
+        raise _fail(source, doc, "burst", f"{where}.burst", f"cannot unmarshal `{burst}` into int")
+    if interval_ns == 0:
+        return None
+    return RateLimitConfig(interval_s=interval_ns / 1e9, burst=burst)
+
+
+def _bool(source: str, doc: dict[str, Any], key: str, where: str, default: bool) -> bool:
+    value = doc.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise _fail(source, doc, key, f"{where}.{key}", "expected a boolean")
+    return value
+
+
+def _names(source: str, doc: dict[str, Any], key: str, where: str) -> tuple[str, ...] | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise _fail(source, doc, key, f"{where}.{key}", "expected a list")
+    return tuple(str(item) for item in value)
+
+
+def _parse_tls(source: str, doc: Any, base_dir: Path) -> TlsServerConfig | None:
     where = "tls_server_config"
     _check_fields(source, doc, _TLS_FIELDS, where)
 
@@ -227,11 +363,17 @@ def _parse_tls(source: str, doc: Any, base_dir: Path) -> TlsServerConfig:
 
     cert_file, key_file, ca_file = path("cert_file"), path("key_file"), path("client_ca_file")
     cert, key = _text(source, doc, "cert", where), _text(source, doc, "key", where)
+    client_ca = _text(source, doc, "client_ca", where)
+    auth = _text(source, doc, "client_auth_type", where)
+    if not (cert_file or cert or key_file or key or ca_file or client_ca or auth):
+        # NB: as in the toolkit, a section without certificates or client policy means
+        # plain HTTP (e.g. one that only sets min_version).
+        return None
     if not (cert_file or cert):
         raise _fail(source, doc, "key_file", where, "missing cert_file")
     if not (key_file or key):
         raise _fail(source, doc, "cert_file", where, "missing key_file")
-    auth = _text(source, doc, "client_auth_type", where) or "NoClientCert"
+    auth = auth or "NoClientCert"
     if auth not in _CLIENT_AUTH:
         raise _fail(
             source,
@@ -240,11 +382,11 @@ def _parse_tls(source: str, doc: Any, base_dir: Path) -> TlsServerConfig:
             f"{where}.client_auth_type",
             f"Invalid ClientAuth: {auth}",
         )
-    if ca_file is not None and auth == "NoClientCert":
+    if (ca_file is not None or client_ca) and auth == "NoClientCert":
         raise _fail(
             source,
             doc,
-            "client_ca_file",
+            "client_ca_file" if ca_file is not None else "client_ca",
             f"{where}.client_ca_file",
             "Client CA's have been configured without a Client Auth Policy",
         )
@@ -256,17 +398,31 @@ def _parse_tls(source: str, doc: Any, base_dir: Path) -> TlsServerConfig:
                 source, doc, key_name, f"{where}.{key_name}", f"unknown TLS version: {value}"
             )
         versions[key_name] = value
-    ciphers: list[str] = []
-    for name in doc.get("cipher_suites") or []:
-        if name not in _CIPHERS:
+    ciphers = _names(source, doc, "cipher_suites", where) or ()
+    for name in ciphers:
+        if name not in _CIPHERS and name not in _TLS13_CIPHERS:
             raise _fail(
                 source, doc, "cipher_suites", f"{where}.cipher_suites", f"unknown cipher: {name}"
             )
-        ciphers.append(str(name))
-    sans = tuple(str(s) for s in doc.get("client_allowed_sans") or [])
-    for p in (cert_file, key_file, ca_file):
+    curves = _names(source, doc, "curve_preferences", where) or ()
+    for name in curves:
+        if name not in _CURVES:
+            raise _fail(
+                source,
+                doc,
+                "curve_preferences",
+                f"{where}.curve_preferences",
+                f"unknown curve: {name}",
+            )
+    prefer_server_order = _bool(source, doc, "prefer_server_cipher_suites", where, default=True)
+    allowed_sans = _names(source, doc, "client_allowed_sans", where)
+    for key_name, p in (
+        ("cert_file", cert_file),
+        ("key_file", key_file),
+        ("client_ca_file", ca_file),
+    ):
         if p is not None and not p.is_file():
-            raise _fail(source, doc, "cert_file", where, f"cannot read file {p}")
+            raise _fail(source, doc, key_name, f"{where}.{key_name}", f"cannot read file {p}")
     return TlsServerConfig(
         cert_file=cert_file,
         key_file=key_file,
@@ -274,10 +430,13 @@ def _parse_tls(source: str, doc: Any, base_dir: Path) -> TlsServerConfig:
         key=key,
         client_auth_type=auth,
         client_ca_file=ca_file,
-        client_allowed_sans=sans,
+        client_ca=client_ca,
+        client_allowed_sans=allowed_sans,
         min_version=versions["min_version"] or "TLS12",
-        max_version=versions["max_version"],
-        cipher_suites=tuple(ciphers),
+        max_version=versions["max_version"] or "TLS13",
+        cipher_suites=ciphers,
+        prefer_server_cipher_suites=prefer_server_order,
+        curve_preferences=curves,
     )
 
 
@@ -294,42 +453,211 @@ def load_web_config(path: str | Path) -> WebConfig:
 def build_ssl_context(config: WebConfig) -> ssl.SSLContext | None:
     """Builds the server-side TLS context, or None when the config has no TLS section.
 
+    `client_allowed_sans` is not in the context (Python's ssl has no verify callback):
+    `WebConfigSite` checks it once the handshake is done.
+
     Raises:
-        ConfigError: when the certificate, key or CA cannot be loaded.
+        ConfigError: when the certificate, key, CA or curves cannot be loaded.
     """
     tls = config.tls
     if tls is None:
         return None
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = _TLS_VERSIONS[tls.min_version]
-    if tls.max_version:
-        ctx.maximum_version = _TLS_VERSIONS[tls.max_version]
-    if tls.cipher_suites:
-        ctx.set_ciphers(":".join(_CIPHERS[c] for c in tls.cipher_suites))
+    ctx.maximum_version = _TLS_VERSIONS[tls.max_version]
+    # NB: OpenSSL's list covers TLS 1.2 and below only, like Go's CipherSuites.
+    legacy_suites = [_CIPHERS[c] for c in tls.cipher_suites if c in _CIPHERS]
+    if tls.prefer_server_cipher_suites:
+        ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    else:
+        ctx.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
+    # HTTP/2 is never served, whatever http_server_config.http2 says.
+    ctx.set_alpn_protocols(["http/1.1"])
     try:
+        if legacy_suites:
+            ctx.set_ciphers(":".join(legacy_suites))
+        if tls.curve_preferences:
+            _set_curve(ctx, tls.curve_preferences)
         if tls.cert_file is not None and tls.key_file is not None:
             ctx.load_cert_chain(tls.cert_file, tls.key_file)
         else:
-            ctx.load_cert_chain(*_inline_files(tls.cert, tls.key))
+            _load_inline_cert_chain(ctx, tls)
         ctx.verify_mode = _CLIENT_AUTH[tls.client_auth_type]
         if tls.client_ca_file is not None:
             ctx.load_verify_locations(cafile=str(tls.client_ca_file))
+        elif tls.client_ca:
+            ctx.load_verify_locations(cadata=tls.client_ca)
         elif ctx.verify_mode != ssl.CERT_NONE:
             ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
-    except (OSError, ssl.SSLError) as exc:
+    except (OSError, ssl.SSLError, ValueError) as exc:
         raise ConfigError(f"{config.source}: tls_server_config: {exc}") from exc
     return ctx
 
 
-def _inline_files(cert: str, key: str) -> tuple[str, str]:
-    import tempfile
+def _set_curve(ctx: ssl.SSLContext, preferences: tuple[str, ...]) -> None:
+    """Offers the first curve of `preferences` this OpenSSL knows (ssl can set only one)."""
+    for name in preferences:
+        try:
+            ctx.set_ecdh_curve(_CURVES[name])
+        except (ValueError, ssl.SSLError):
+            continue
+        return
+    raise ValueError(f"curve_preferences: none of {list(preferences)} is supported by OpenSSL")
 
+
+def _load_inline_cert_chain(ctx: ssl.SSLContext, tls: TlsServerConfig) -> None:
+    """Loads `cert`/`key` given inline (ssl reads only files: a private temporary folder)."""
     folder = Path(tempfile.mkdtemp(prefix="watchkeeper-tls-"))
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_text(cert)
-    key_path.touch(mode=0o600)
-    key_path.write_text(key)
-    return str(cert_path), str(key_path)
+    try:
+        cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+        cert_path.write_text(tls.cert if tls.cert_file is None else tls.cert_file.read_text())
+        key_path.write_text(tls.key if tls.key_file is None else tls.key_file.read_text())
+        ctx.load_cert_chain(cert_path, key_path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def certificate_sans(peercert: Mapping[str, Any] | None) -> list[str]:
+    """The SAN values Go compares with client_allowed_sans: DNS, email, IP and URI.
+
+    IP addresses are written as Go writes them ("10.0.0.1", "2001:db8::1"), not as
+    OpenSSL does ("2001:DB8:0:0:0:0:0:1").
+    """
+    if not peercert:
+        return []
+    values = []
+    for kind, value in peercert.get("subjectAltName", ()):
+        if kind in ("DNS", "email", "URI"):
+            values.append(str(value))
+        elif kind == "IP Address":
+            try:
+                ip = ipaddress.ip_address(str(value).strip())
+            except ValueError:
+                continue
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped
+            values.append(str(ip))
+    return values
+
+
+class _ClientSanGate(asyncio.Protocol):
+    """Hands a TLS connection to HTTP only if the client certificate has an allowed SAN.
+
+    Otherwise it is closed before any request is read, as the toolkit's
+    VerifyPeerCertificate fails the handshake.
+    """
+
+    def __init__(
+        self, make_inner: Callable[[], asyncio.BaseProtocol], allowed_sans: tuple[str, ...]
+    ) -> None:
+        self._make_inner = make_inner
+        self._allowed = frozenset(allowed_sans)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Checks the verified client certificate, then steps out of the way."""
+        if not isinstance(transport, asyncio.Transport):
+            raise TypeError(f"a TLS stream transport was expected, got {transport!r}")
+        sans = certificate_sans(transport.get_extra_info("peercert"))
+        if not self._allowed.intersection(sans):
+            log.warning(
+                "refused TLS client %s: its certificate has none of the client_allowed_sans "
+                "%s (its SANs: %s)",
+                transport.get_extra_info("peername"),
+                sorted(self._allowed),
+                sans,
+            )
+            transport.abort()
+            return
+        inner = self._make_inner()
+        transport.set_protocol(inner)
+        inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Nothing to do: a refused connection never reached the HTTP protocol."""
+
+
+class WebConfigSite(web.BaseSite):
+    """A TCP site that serves what web-config.yml says: TLS with its client policy.
+
+    Use it in place of `web.TCPSite` so `client_allowed_sans` is enforced too.
+    """
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        *,
+        config: WebConfig | None,
+        backlog: int = 128,
+    ) -> None:
+        """Builds the TLS context now, so a bad certificate fails before anything binds.
+
+        Raises:
+            ConfigError: when the certificate, key, CA or curves cannot be loaded.
+        """
+        ssl_context = build_ssl_context(config) if config is not None else None
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._host = host
+        self._port = port
+        tls = config.tls if config is not None else None
+        # NB: Go only calls VerifyPeerCertificate when it asked for a certificate.
+        self._allowed_sans = (
+            tls.client_allowed_sans
+            if tls is not None and tls.client_auth_type != "NoClientCert"
+            else None
+        )
+
+    @property
+    def name(self) -> str:
+        """The URL the site serves, e.g. https://127.0.0.1:9090."""
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        """Binds the socket and starts accepting connections."""
+        await super().start()
+        server = self._runner.server
+        if server is None:
+            raise RuntimeError("call runner.setup() before starting a site")
+        allowed = self._allowed_sans
+        factory: Callable[[], asyncio.BaseProtocol] = server
+        if allowed is not None:
+
+            def factory() -> asyncio.BaseProtocol:
+                return _ClientSanGate(server, allowed)
+
+        self._server = await asyncio.get_running_loop().create_server(
+            factory, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog
+        )
+
+
+class RateLimiter:
+    """A token bucket as golang.org/x/time/rate.
+
+    It starts full with `burst` tokens and gains one every `interval_s`; a request that
+    finds no whole token is refused and takes none.
+    """
+
+    def __init__(
+        self, interval_s: float, burst: int, *, now_s: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._per_s = math.inf if interval_s <= 0 else 1.0 / interval_s
+        self._burst = burst
+        self._tokens = float(max(burst, 0))
+        self._now_s = now_s
+        self._last_s = now_s()
+
+    def allow(self) -> bool:
+        """Takes a token if there is one."""
+        if self._per_s == math.inf:
+            return True
+        now = self._now_s()
+        tokens = min(float(self._burst), self._tokens + (now - self._last_s) * self._per_s)
+        if tokens < 1.0:
+            return False
+        self._tokens, self._last_s = tokens - 1.0, now
+        return True
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -369,12 +697,29 @@ class _BasicAuth:
         return ok
 
 
+REFUSED_BY_WEB_CONFIG: Final = web.RequestKey("watchkeeper_refused_by_web_config", bool)
+"""Set on a request the rate limit refused: its 429 carries none of the configured headers."""
+
+
 def web_config_middleware(config: WebConfig) -> Middleware:
-    """Returns an aiohttp middleware that refuses requests without valid basic auth (401)."""
+    """Returns an aiohttp middleware for `rate_limit` (429) and `basic_auth_users` (401).
+
+    As in the toolkit, the rate limit is checked first and counts every request, whoever
+    sends it; the 429 is answered before the configured headers are added.
+    """
     auth = _BasicAuth(config.basic_auth_users) if config.basic_auth_users else None
+    limit = config.rate_limit
+    limiter = RateLimiter(limit.interval_s, limit.burst) if limit is not None else None
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if limiter is not None and not limiter.allow():
+            request[REFUSED_BY_WEB_CONFIG] = True
+            return web.Response(
+                status=429,
+                text="Too Many Requests\n",
+                headers={"X-Content-Type-Options": "nosniff"},
+            )
         if auth is not None and not await auth.allowed(request.headers.get("Authorization", "")):
             return web.Response(
                 status=401, text="Unauthorized\n", headers={"WWW-Authenticate": "Basic"}
@@ -385,13 +730,19 @@ def web_config_middleware(config: WebConfig) -> Middleware:
 
 
 def install_web_config(app: web.Application, config: WebConfig) -> None:
-    """Puts basic auth in front of every handler and adds the configured response headers."""
-    if config.basic_auth_users:
+    """Puts the rate limit and basic auth in front of every handler; adds the headers.
+
+    The configured headers are added when a response is prepared, so streamed responses
+    carry them too.
+    """
+    if config.basic_auth_users or config.rate_limit is not None:
         app.middlewares.insert(0, web_config_middleware(config))
     headers = dict(config.headers)
     if headers:
 
         async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+            if request.get(REFUSED_BY_WEB_CONFIG):
+                return
             for name, value in headers.items():
                 response.headers.setdefault(name, value)
 

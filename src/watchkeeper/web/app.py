@@ -3,7 +3,10 @@
 `create_app(deps, options)` builds an aiohttp Application; `serve(app, options)` binds it
 (with TLS from web-config.yml when configured). Every handler under /api answers JSON,
 errors included (never an HTML traceback); responses are gzipped when the client asks.
-Admin and lifecycle endpoints answer as Prometheus does when their flags are off.
+Admin and lifecycle endpoints answer as Prometheus does when their flags are off. While
+the server is not ready, the API and /federate answer 503 except the paths Prometheus
+keeps serving (notifications, WAL replay status). CORS headers are added when a response
+is prepared, so streamed answers carry them too.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from aiohttp.web_response import ContentCoding
 
 from watchkeeper.config.webconfig import (
     WebConfig,
-    build_ssl_context,
+    WebConfigSite,
     install_web_config,
     load_web_config,
 )
@@ -30,6 +33,7 @@ from watchkeeper.web.api.v1.api import Api, ApiOptions, error_body
 from watchkeeper.web.api.v1.deps import ApiDeps
 from watchkeeper.web.api.v1.errors import ApiError
 from watchkeeper.web.federate import federate_handler
+from watchkeeper.web.metrics import federation_errors, instrument_app
 from watchkeeper.web.write import remote_write_handler
 
 log = logging.getLogger(__name__)
@@ -40,6 +44,18 @@ OPTIONS_KEY: Final = web.AppKey("watchkeeper_web_options", object)
 """Where the app keeps its WebOptions."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_CORS_KEY: Final = web.RequestKey("watchkeeper_cors", bool)
+"""Set on requests whose responses carry CORS headers (the routes Prometheus wraps)."""
+_SERVED_WHILE_NOT_READY: Final = ("/status/walreplay", "/notifications", "/notifications/live")
+"""API v1 paths Prometheus registers without its readiness check (web/api/v1 Register)."""
+_WITHOUT_CORS: Final = ("/write", "/read", "/otlp/v1/metrics")
+"""API v1 paths whose Prometheus handlers set no CORS headers."""
+_CORS_HEADERS: Final = {
+    "Access-Control-Allow-Headers": "Accept, Authorization, Content-Type, Origin",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Expose-Headers": "Date",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +87,29 @@ class WebOptions:
         return "/" + prefix.strip("/") if prefix.strip("/") else ""
 
 
-def _cors(request: web.Request, response: web.StreamResponse, origin: re.Pattern[str]) -> None:
-    value = request.headers.get("Origin")
-    if value is None or not origin.fullmatch(value):
-        return
-    response.headers["Access-Control-Allow-Headers"] = "Accept, Authorization, Content-Type, Origin"
-    response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-    response.headers["Access-Control-Allow-Origin"] = value
-    response.headers["Access-Control-Expose-Headers"] = "Date"
-    response.headers.add("Vary", "Origin")
+def _cors_signal(
+    origin: re.Pattern[str],
+) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """An on_response_prepare handler adding CORS headers as Prometheus's SetCORS does.
+
+    `Vary: Origin` always; without an Origin header nothing else; with one, the allowed
+    headers and methods, and Allow-Origin set to the origin when the pattern matches it.
+    NB: Prometheus never answers "*": its anchored pattern is never the literal "^(?:.*)$"
+    that SetCORS compares with.
+    """
+
+    async def add_cors(request: web.Request, response: web.StreamResponse) -> None:
+        if not request.get(_CORS_KEY):
+            return
+        response.headers.add("Vary", "Origin")
+        value = request.headers.get("Origin")
+        if not value:
+            return
+        response.headers.update(_CORS_HEADERS)
+        if origin.fullmatch(value):
+            response.headers["Access-Control-Allow-Origin"] = value
+
+    return add_cors
 
 
 def _compress(request: web.Request, response: web.StreamResponse) -> None:
@@ -91,14 +121,28 @@ def _compress(request: web.Request, response: web.StreamResponse) -> None:
             response.enable_compression(ContentCoding.deflate)
 
 
-def _error_middleware(
-    api_prefix: str, origin: re.Pattern[str], ready: Callable[[], bool]
-) -> Middleware:
+def _error_middleware(prefix: str, ready: Callable[[], bool]) -> Middleware:
+    api_prefix = prefix + "/api/"
+    api_v1 = prefix + "/api/v1"
+    served_while_not_ready = {api_v1 + path for path in _SERVED_WHILE_NOT_READY}
+    without_cors = {api_v1 + path for path in _WITHOUT_CORS}
+    federate = prefix + "/federate"
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        is_api = request.path.startswith(api_prefix)
-        if is_api and not ready():
-            return web.Response(status=503, text="Service Unavailable")
+        path = request.path
+        is_api = path.startswith(api_prefix)
+        # NB: unknown paths (404, 405) skip the readiness check, as Prometheus's router
+        # only wraps the routes it has; OPTIONS is a route on every API path there.
+        routed = request.match_info.http_exception is None or (
+            is_api and request.method == "OPTIONS"
+        )
+        if routed and (is_api or path == federate):
+            gated = request.method == "OPTIONS" or path not in served_while_not_ready
+            if gated and not ready():
+                return web.Response(status=503, text="Service Unavailable")
+            if is_api and path not in without_cors:
+                request[_CORS_KEY] = True
         try:
             if is_api and request.method == "OPTIONS":
                 # NB: CORS preflight on any API path, answered with no content as Prometheus.
@@ -132,8 +176,6 @@ def _error_middleware(
                 )
             else:
                 response = web.Response(status=500, text=f"internal server error: {exc}\n")
-        if is_api:
-            _cors(request, response, origin)
         if not response.prepared:
             _compress(request, response)
         return response
@@ -155,15 +197,14 @@ def create_app(
     if web_config is None and options.web_config_file:
         web_config = load_web_config(options.web_config_file)
     prefix = options.prefix
-    api_prefix = prefix + "/api/"
     app = web.Application(
         client_max_size=options.max_request_bytes,
-        middlewares=[
-            _error_middleware(api_prefix, re.compile(options.cors_origin), deps.ready),
-        ],
+        middlewares=[_error_middleware(prefix, deps.ready)],
     )
+    app.on_response_prepare.append(_cors_signal(re.compile(options.cors_origin, re.DOTALL)))
     app[DEPS_KEY] = deps
     app[OPTIONS_KEY] = options
+    instrument_app(app, deps.registry)
     if web_config is not None:
         install_web_config(app, web_config)
     api = Api(
@@ -175,11 +216,18 @@ def create_app(
     api.register(app, prefix + "/api/v1")
     app.router.add_post(prefix + "/api/v1/write", _write_route(deps, options))
 
+    federate_errors = federation_errors(deps.registry)
+
     async def federate(request: web.Request) -> web.StreamResponse:
         ext = deps.config.external_labels() if deps.config is not None else EMPTY_LABELS
-        return await federate_handler(
-            request, deps.queryable, deps.clock.now_ms(), options.lookback_delta_ms, ext
-        )
+        try:
+            return await federate_handler(
+                request, deps.queryable, deps.clock.now_ms(), options.lookback_delta_ms, ext
+            )
+        except Exception as exc:
+            if not isinstance(exc, web.HTTPClientError):  # A bad match[] is the client's error.
+                federate_errors.inc()
+            raise
 
     async def metrics(request: web.Request) -> web.StreamResponse:
         return web.Response(
@@ -251,15 +299,18 @@ async def serve(
     """
     if web_config is None and options.web_config_file:
         web_config = load_web_config(options.web_config_file)
-    ssl_context = build_ssl_context(web_config) if web_config is not None else None
     host, _, port_text = options.listen_address.rpartition(":")
     host = host.strip("[]") or "0.0.0.0"
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=options.read_timeout_s)
     await runner.setup()
-    site = web.TCPSite(
-        runner, host, int(port_text), ssl_context=ssl_context, backlog=options.max_connections
-    )
-    await site.start()
+    try:
+        site = WebConfigSite(
+            runner, host, int(port_text), config=web_config, backlog=options.max_connections
+        )
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     port = int(port_text)
     for address in runner.addresses:
         if isinstance(address, tuple) and len(address) >= 2:
