@@ -166,6 +166,40 @@ global:
 global:
   external_labels: {"service.name": x}
 """,
+    "oauth2_everywhere": """
+scrape_configs:
+  - job_name: a
+    oauth2:
+      client_id: c
+      client_secret: s
+      token_url: https://auth.example/token
+      scopes: [read, write]
+      endpoint_params: {audience: api}
+      tls_config: {ca_file: ca.pem, insecure_skip_verify: true}
+      proxy_url: http://proxy:3128
+      no_proxy: localhost
+    http_sd_configs:
+      - url: http://sd.example/targets
+        oauth2: {client_id: c, client_secret_file: secret.txt, token_url: http://auth/t}
+alerting:
+  alertmanagers:
+    - oauth2:
+        client_id: c
+        token_url: http://auth/t
+        proxy_from_environment: true
+        proxy_connect_header: {X-Proxy: [v]}
+      static_configs: [{targets: ["am:9093"]}]
+""",
+    "oauth2_jwt_bearer": """
+scrape_configs:
+  - job_name: a
+    oauth2:
+      client_id: c
+      token_url: http://auth/t
+      grant_type: urn:ietf:params:oauth:grant-type:jwt-bearer
+      client_certificate_key: k
+      signature_algorithm: RS384
+""",
 }
 
 BAD: dict[str, str] = {
@@ -363,6 +397,82 @@ scrape_configs:
     metric_name_validation_scheme: legacy
     metric_name_escaping_scheme: allow-utf-8
 """,
+    "oauth2_with_basic_auth": """
+scrape_configs:
+  - job_name: a
+    basic_auth: {username: u}
+    oauth2: {client_id: c, client_secret: s, token_url: http://auth/t}
+""",
+    "oauth2_with_authorization": """
+scrape_configs:
+  - job_name: a
+    authorization: {credentials: x}
+    oauth2: {client_id: c, client_secret: s, token_url: http://auth/t}
+""",
+    "oauth2_with_bearer_token": """
+scrape_configs:
+  - job_name: a
+    bearer_token: x
+    oauth2: {client_id: c, client_secret: s, token_url: http://auth/t}
+""",
+    "oauth2_without_client_id": """
+scrape_configs:
+  - job_name: a
+    oauth2: {client_secret: s, token_url: http://auth/t}
+""",
+    "oauth2_without_token_url": """
+scrape_configs:
+  - job_name: a
+    oauth2: {client_id: c, client_secret: s}
+""",
+    "oauth2_two_secrets": """
+scrape_configs:
+  - job_name: a
+    oauth2: {client_id: c, client_secret: s, client_secret_file: f, token_url: http://auth/t}
+""",
+    "oauth2_unknown_field": """
+scrape_configs:
+  - job_name: a
+    oauth2: {client_id: c, token_url: http://auth/t, client_scret: s}
+""",
+    "oauth2_proxy_header_without_proxy": """
+scrape_configs:
+  - job_name: a
+    oauth2: {client_id: c, token_url: http://auth/t, proxy_connect_header: {A: [b]}}
+""",
+    "oauth2_proxy_from_environment_and_url": """
+alerting:
+  alertmanagers:
+    - oauth2:
+        client_id: c
+        token_url: http://auth/t
+        proxy_from_environment: true
+        proxy_url: http://proxy:3128
+""",
+    "oauth2_bad_proxy_url": """
+scrape_configs:
+  - job_name: a
+    oauth2: {client_id: c, token_url: http://auth/t, proxy_url: ":nope"}
+""",
+    "oauth2_jwt_bearer_two_keys": """
+scrape_configs:
+  - job_name: a
+    oauth2:
+      client_id: c
+      token_url: http://auth/t
+      grant_type: urn:ietf:params:oauth:grant-type:jwt-bearer
+      client_certificate_key: k
+      client_certificate_key_file: k.pem
+""",
+    "oauth2_jwt_bearer_bad_algorithm": """
+scrape_configs:
+  - job_name: a
+    oauth2:
+      client_id: c
+      token_url: http://auth/t
+      grant_type: urn:ietf:params:oauth:grant-type:jwt-bearer
+      signature_algorithm: HS256
+""",
 }
 
 
@@ -476,12 +586,33 @@ def test_external_labels_expand_environment_variables(monkeypatch: pytest.Monkey
     assert cfg.global_config.external_labels == {"region": "eu-1", "x": "y"}
 
 
-def test_oauth2_is_accepted_by_the_config() -> None:
-    cfg = parse_config(
-        "scrape_configs:\n  - job_name: a\n    oauth2: {client_id: c, client_secret: s, "
-        "token_url: 'http://127.0.0.1/t'}\n"
-    )
-    assert cfg.scrape_configs[0].oauth2_unsupported
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("oauth2_with_basic_auth", "at most one of basic_auth, oauth2 & authorization must be"),
+        ("oauth2_with_authorization", "at most one of basic_auth, oauth2 & authorization must"),
+        ("oauth2_with_bearer_token", "at most one of basic_auth, oauth2, bearer_token & bearer"),
+        ("oauth2_without_client_id", "oauth2 client_id must be configured"),
+        ("oauth2_without_token_url", "oauth2 token_url must be configured"),
+        ("oauth2_two_secrets", "at most one of oauth2 client_secret, client_secret_file & client"),
+        ("oauth2_proxy_header_without_proxy", "if proxy_connect_header is configured, proxy_url"),
+        ("oauth2_jwt_bearer_bad_algorithm", "valid signature algorithms are RS256, RS384 and RS5"),
+    ],
+)
+def test_oauth2_conflicts_are_refused_with_prometheus_messages(name: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(BAD[name])
+
+
+def test_oauth2_relative_paths_are_joined_with_the_config_directory(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD["oauth2_everywhere"]))
+    oauth2 = cfg.scrape_configs[0].oauth2
+    assert oauth2 is not None
+    assert oauth2.tls_config is not None
+    assert oauth2.tls_config.ca_file == str(tmp_path / "ca.pem")
+    sd_oauth2 = cfg.scrape_configs[0].http_sd_configs[0].oauth2
+    assert sd_oauth2 is not None
+    assert sd_oauth2.client_secret_file == str(tmp_path / "secret.txt")
 
 
 def test_check_config_reports_success_and_failure(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """HTTP client settings shared by scrape, service discovery, alerting and remote configs.
 
 These mirror prometheus/common's `HTTPClientConfig`, inlined into the configs that use it:
-basic_auth, authorization, oauth2 (validated, not yet supported when used), bearer_token,
-tls_config, proxy settings, follow_redirects, enable_http2 and http_headers. File paths
-are joined with the directory of the config file by `with_directory`.
+basic_auth, authorization, oauth2, bearer_token, tls_config, proxy settings,
+follow_redirects, enable_http2 and http_headers. File paths are joined with the directory of
+the config file by `with_directory`; `new_authorizer` gives a client its Authorization
+headers (watchkeeper.config.oauth2).
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from watchkeeper.config.oauth2 import JWT_BEARER_GRANT, RequestAuthorizer
 from watchkeeper.config.types import ConfigModel, Secret
+from watchkeeper.model.clock import SYSTEM_CLOCK, Clock
 
 TLS_VERSIONS = ("TLS10", "TLS11", "TLS12", "TLS13")
 """The TLS versions a tls_config may name."""
+
+SIGNATURE_ALGORITHMS = ("RS256", "RS384", "RS512")
+"""The JWT signature algorithms an oauth2 block may name."""
 
 
 def join_dir(directory: Path, path: str) -> str:
@@ -86,6 +92,32 @@ class TLSConfig(ConfigModel):
             )
         return self
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """Builds the client TLS context.
+
+        Raises:
+            OSError, ssl.SSLError: when a CA, certificate or key cannot be loaded.
+        """
+        ctx = ssl.create_default_context()
+        if self.ca_file or self.ca:
+            ctx = ssl.create_default_context(cafile=self.ca_file or None, cadata=self.ca or None)
+        if self.cert_file:
+            ctx.load_cert_chain(self.cert_file, self.key_file or None)
+        if self.insecure_skip_verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        versions = {
+            "TLS10": ssl.TLSVersion.TLSv1,
+            "TLS11": ssl.TLSVersion.TLSv1_1,
+            "TLS12": ssl.TLSVersion.TLSv1_2,
+            "TLS13": ssl.TLSVersion.TLSv1_3,
+        }
+        if self.min_version:
+            ctx.minimum_version = versions[self.min_version]
+        if self.max_version:
+            ctx.maximum_version = versions[self.max_version]
+        return ctx
+
     def with_directory(self, directory: Path) -> None:
         """Joins relative file paths with the config directory (in place)."""
         self.ca_file = join_dir(directory, self.ca_file)
@@ -114,7 +146,11 @@ class Authorization(ConfigModel):
 
 
 class OAuth2(ConfigModel):
-    """OAuth 2.0 client credentials: validated, but scraping with it is not supported yet."""
+    """OAuth 2.0 client credentials, with their own TLS and proxy settings for token_url.
+
+    The JWT bearer grant (RFC 7523) fields are validated as prometheus/common does, but only
+    the client-credentials grant is implemented (watchkeeper.config.oauth2).
+    """
 
     client_id: str = ""
     client_secret: Secret = ""
@@ -137,6 +173,18 @@ class OAuth2(ConfigModel):
     no_proxy: str = ""
     proxy_from_environment: bool = False
     proxy_connect_header: dict[str, list[Secret]] = Field(default_factory=dict)
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy_url(cls, value: str) -> str:
+        return _check_url(value, "proxy_url")
+
+    @model_validator(mode="after")
+    def _validate_proxy(self) -> Self:
+        _check_proxy(
+            self.proxy_url, self.no_proxy, self.proxy_from_environment, self.proxy_connect_header
+        )
+        return self
 
 
 class HeaderValues(ConfigModel):
@@ -170,6 +218,29 @@ RESERVED_HEADERS = frozenset(
         "upgrade",
     }
 )
+
+
+def _check_proxy(
+    proxy_url: str, no_proxy: str, from_environment: bool, connect_header: dict[str, list[str]]
+) -> None:
+    """Refuses contradictory proxy settings, as prometheus/common's ProxyConfig does.
+
+    Raises:
+        ValueError: naming the conflicting fields.
+    """
+    if connect_header and not (proxy_url or from_environment):
+        raise ValueError(
+            "if proxy_connect_header is configured, proxy_url or proxy_from_environment must "
+            "also be configured"
+        )
+    if from_environment and proxy_url:
+        raise ValueError(
+            "if proxy_from_environment is configured, proxy_url must not be configured"
+        )
+    if from_environment and no_proxy:
+        raise ValueError("if proxy_from_environment is configured, no_proxy must not be configured")
+    if no_proxy and not proxy_url:
+        raise ValueError("if no_proxy is configured, proxy_url must also be configured")
 
 
 def _check_url(value: str, what: str) -> str:
@@ -216,7 +287,9 @@ class HTTPClientConfig(ConfigModel):
         if self.bearer_token and self.bearer_token_file:
             raise ValueError("at most one of bearer_token & bearer_token_file must be configured")
         ba = self.basic_auth
-        if ba is not None and (self.bearer_token or self.bearer_token_file):
+        if (ba is not None or self.oauth2 is not None) and (
+            self.bearer_token or self.bearer_token_file
+        ):
             raise ValueError(
                 "at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be "
                 "configured"
@@ -268,7 +341,21 @@ class HTTPClientConfig(ConfigModel):
                 raise ValueError("oauth2 client_id must be configured")
             if not o.token_url:
                 raise ValueError("oauth2 token_url must be configured")
-            if (
+            if o.grant_type == JWT_BEARER_GRANT:
+                keys = (
+                    o.client_certificate_key,
+                    o.client_certificate_key_file,
+                    o.client_certificate_key_ref,
+                )
+                if sum(bool(x) for x in keys) > 1:
+                    raise ValueError(
+                        "at most one of oauth2 client_certificate_key, client_certificate_key_file "
+                        "& client_certificate_key_ref must be configured using "
+                        f"grant-type={JWT_BEARER_GRANT}"
+                    )
+                if o.signature_algorithm and o.signature_algorithm not in SIGNATURE_ALGORITHMS:
+                    raise ValueError("valid signature algorithms are RS256, RS384 and RS512")
+            elif (
                 sum(bool(x) for x in (o.client_secret, o.client_secret_file, o.client_secret_ref))
                 > 1
             ):
@@ -276,21 +363,9 @@ class HTTPClientConfig(ConfigModel):
                     "at most one of oauth2 client_secret, client_secret_file & client_secret_ref "
                     "must be configured using grant-type=client_credentials"
                 )
-        if self.proxy_connect_header and not (self.proxy_url or self.proxy_from_environment):
-            raise ValueError(
-                "if proxy_connect_header is configured, proxy_url or proxy_from_environment must "
-                "also be configured"
-            )
-        if self.proxy_from_environment and self.proxy_url:
-            raise ValueError(
-                "if proxy_from_environment is configured, proxy_url must not be configured"
-            )
-        if self.proxy_from_environment and self.no_proxy:
-            raise ValueError(
-                "if proxy_from_environment is configured, no_proxy must not be configured"
-            )
-        if self.no_proxy and not self.proxy_url:
-            raise ValueError("if no_proxy is configured, proxy_url must also be configured")
+        _check_proxy(
+            self.proxy_url, self.no_proxy, self.proxy_from_environment, self.proxy_connect_header
+        )
         return self
 
     def authorization_header(self) -> str | None:
@@ -317,26 +392,11 @@ class HTTPClientConfig(ConfigModel):
         Raises:
             OSError, ssl.SSLError: when a CA, certificate or key cannot be loaded.
         """
-        t = self.tls_config
-        ctx = ssl.create_default_context()
-        if t.ca_file or t.ca:
-            ctx = ssl.create_default_context(cafile=t.ca_file or None, cadata=t.ca or None)
-        if t.cert_file:
-            ctx.load_cert_chain(t.cert_file, t.key_file or None)
-        if t.insecure_skip_verify:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        versions = {
-            "TLS10": ssl.TLSVersion.TLSv1,
-            "TLS11": ssl.TLSVersion.TLSv1_1,
-            "TLS12": ssl.TLSVersion.TLSv1_2,
-            "TLS13": ssl.TLSVersion.TLSv1_3,
-        }
-        if t.min_version:
-            ctx.minimum_version = versions[t.min_version]
-        if t.max_version:
-            ctx.maximum_version = versions[t.max_version]
-        return ctx
+        return self.tls_config.ssl_context()
+
+    def new_authorizer(self, *, clock: Clock = SYSTEM_CLOCK) -> RequestAuthorizer:
+        """A new authorizer for one HTTP client (with oauth2 it holds the token cache)."""
+        return RequestAuthorizer(self, clock=clock)
 
     def extra_headers(self) -> dict[str, str]:
         """Custom headers from http_headers (first value of each; files read now)."""
@@ -359,6 +419,8 @@ class HTTPClientConfig(ConfigModel):
             )
         if self.oauth2 is not None:
             self.oauth2.client_secret_file = join_dir(directory, self.oauth2.client_secret_file)
+            if self.oauth2.tls_config is not None:
+                self.oauth2.tls_config.with_directory(directory)
 
 
 def _read(path: str) -> str:

@@ -239,11 +239,6 @@ class ScrapeConfig(HTTPClientConfig, ServiceDiscoveryConfigs):
             self.check_static_targets()
         return self
 
-    @property
-    def oauth2_unsupported(self) -> bool:
-        """Tells whether the config asks for OAuth 2.0, which scraping does not support yet."""
-        return self.oauth2 is not None
-
     def apply_globals(self, g: GlobalConfig) -> None:
         """Fills unset fields from the global block and validates the result (in place).
 

@@ -38,6 +38,7 @@ class HTTPProvider:
         self._config = config
         self._metrics = metrics
         self._groups: list[TargetGroup] = []
+        self._authorizer = config.new_authorizer()
 
     async def fetch(self, session: aiohttp.ClientSession) -> list[TargetGroup]:
         """Fetches and decodes the groups once.
@@ -52,14 +53,14 @@ class HTTPProvider:
             "X-Prometheus-Refresh-Interval-Seconds": f"{cfg.refresh_interval / 1000:g}",
             **cfg.extra_headers(),
         }
-        try:
-            auth = cfg.authorization_header()
-        except OSError as exc:
-            raise HTTPSDError(f"unable to read credentials: {exc}") from exc
-        if auth:
-            headers["Authorization"] = auth
         timeout = aiohttp.ClientTimeout(total=max(cfg.refresh_interval / 1000, 1.0))
         try:
+            try:
+                auth = await self._authorizer.authorization_header(user_agent=headers["User-Agent"])
+            except OSError as exc:
+                raise HTTPSDError(f"unable to read credentials: {exc}") from exc
+            if auth:
+                headers["Authorization"] = auth
             async with session.get(
                 cfg.url,
                 headers=headers,

@@ -45,6 +45,19 @@ class FileSDConfigLike(Protocol):
         ...
 
 
+class RequestAuthorizerLike(Protocol):
+    """Adds credentials to requests (watchkeeper.config.oauth2.RequestAuthorizer fits)."""
+
+    async def authorization_header(self, *, user_agent: str = "") -> str | None:
+        """The Authorization header value, if any.
+
+        Raises:
+            OSError: when a credentials file cannot be read.
+            aiohttp.ClientError: when an OAuth 2.0 token cannot be had.
+        """
+        ...
+
+
 class HTTPSDConfigLike(Protocol):
     """An http_sd_configs entry (watchkeeper.config.sd.HTTPSDConfig fits)."""
 
@@ -68,8 +81,8 @@ class HTTPSDConfigLike(Protocol):
         """An HTTP proxy, or ""."""
         ...
 
-    def authorization_header(self) -> str | None:
-        """The Authorization header value, if any."""
+    def new_authorizer(self) -> RequestAuthorizerLike:
+        """An authorizer that gives each request its Authorization header (oauth2 included)."""
         ...
 
     def ssl_context(self) -> ssl.SSLContext:
@@ -177,6 +190,14 @@ class LabelledGauge(GaugeLike, Protocol):
         ...
 
 
+class SummaryLike(Protocol):
+    """A summary (watchkeeper.instrument.metrics.Summary fits)."""
+
+    def observe(self, value: float) -> None:
+        """Records one observation."""
+        ...
+
+
 @dataclass(slots=True)
 class SDMetrics:
     """Service discovery self-metrics under Prometheus's names.
@@ -193,3 +214,14 @@ class SDMetrics:
     http_failures: CounterLike
     dns_lookups: CounterLike
     dns_lookup_failures: CounterLike
+    updates_delayed: LabelledCounter
+    """Stays 0: Prometheus counts updates its receiver was too busy to take, but here the
+    receiver pulls them (`wait_for_update`), so an update is never offered to a busy one."""
+    file_mtime: LabelledGauge
+    file_scan_duration: SummaryLike
+
+    def init_manager(self, name: str) -> None:
+        """Creates a discovery manager's per-name series at zero, as Prometheus does."""
+        for counter in (self.received_updates, self.updates, self.updates_delayed):
+            counter.labels(name)
+        self.failed_configs.labels(name)

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from watchkeeper.config.oauth2 import OAuth2TokenSource
 from watchkeeper.config.prometheus import AlertingConfig, AlertmanagerConfig
 from watchkeeper.discovery.manager import DiscoveryManager
 from watchkeeper.discovery.targetgroup import TargetGroup
@@ -76,6 +77,7 @@ class AlertmanagerSet:
     session: aiohttp.ClientSession | None = None
     relabel: list[RelabelConfig] = field(default_factory=list)
     alert_relabel: list[RelabelConfig] = field(default_factory=list)
+    oauth2: OAuth2TokenSource | None = None
 
     def __post_init__(self) -> None:
         self.relabel = list(self.config.relabel_configs)
@@ -113,6 +115,8 @@ class AlertmanagerSet:
         cfg = self.config
         headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
         headers.update(cfg.extra_headers())
+        # NB: oauth2 tokens expire, so they go on each request (`_post`), not on the session.
+        self.oauth2 = OAuth2TokenSource(cfg.oauth2) if cfg.oauth2 is not None else None
         authorization = cfg.authorization_header()
         if authorization is not None:
             headers["Authorization"] = authorization
@@ -147,6 +151,7 @@ class NotifierManager:
             "prometheus_notifications_latency_seconds",
             "Latency quantiles for sending alert notifications.",
             am,
+            objectives=(0.5, 0.9, 0.99),
         )
         self.m_errors = registry.counter(
             "prometheus_notifications_errors_total",
@@ -214,6 +219,9 @@ class NotifierManager:
             groups = target_sets.get(f"config-{i}")
             if groups is not None:
                 aset.set_groups(groups)
+                for t in aset.active:  # The series exist from discovery on, as in Prometheus.
+                    self.m_sent.labels(t.url)
+                    self.m_errors.labels(t.url)
 
     async def _follow_discovery(self) -> None:
         while True:
@@ -326,7 +334,12 @@ class NotifierManager:
         start = time.perf_counter()
         for attempt in range(self.options.retries + 1):
             try:
-                async with session.post(url, data=body) as resp:
+                headers = {}
+                if aset.oauth2 is not None:
+                    headers["Authorization"] = await aset.oauth2.authorization_header(
+                        user_agent=USER_AGENT
+                    )
+                async with session.post(url, data=body, headers=headers) as resp:
                     await resp.read()
                     if resp.status // 100 != 2:
                         raise aiohttp.ClientResponseError(
@@ -338,6 +351,9 @@ class NotifierManager:
                     continue
                 log.error("sending alerts failed: alertmanager=%s count=%d err=%s", url, count, exc)
                 self.m_errors.labels(url).inc(count)
+                # As Prometheus: sent and latency count every attempt, failed or not.
+                self.m_latency.labels(url).observe(time.perf_counter() - start)
+                self.m_sent.labels(url).inc(count)
                 return False
             else:
                 self.m_latency.labels(url).observe(time.perf_counter() - start)

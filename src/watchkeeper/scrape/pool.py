@@ -91,8 +91,6 @@ class ScrapePool:
         self._ctx.failure_log = failure_log
 
     def _pool_error(self) -> str:
-        if self.cfg.oauth2 is not None:
-            return "oauth2 is not supported yet by watchkeeper's scraper"
         return self._limit_error
 
     @property
@@ -124,6 +122,7 @@ class ScrapePool:
         active, dropped, failures = targets_from_groups(self.cfg, groups)
         for f in failures:
             log.error("Creating target failed for job %s: %s", self.name, f)
+        self._metrics.sync_failed.labels(self.name).inc(len(failures))
         limit = self.cfg.keep_dropped_targets
         self.dropped_count = len(dropped)
         self._dropped = dropped[:limit] if limit else dropped
@@ -146,6 +145,7 @@ class ScrapePool:
         for h in gone:
             await self._stop_loop(self._loops.pop(h), stale=True)
         tl = self.cfg.target_limit
+        self._metrics.pool_target_limit.labels(self.name).set(tl)
         if tl and len(self._loops) > tl:
             self._limit_error = (
                 f"target_limit exceeded (number of targets: {len(self._loops)}, limit: {tl})"
@@ -195,7 +195,7 @@ class ScrapePool:
             await self._stop_loop(loop, stale=stale)
         if not stale:
             await self.cancel_staleness()
-        self._metrics.pool_targets.remove(self.name)
+        self._metrics.forget_pool(self.name)
         await self._session.close()
 
     async def wait_staleness(self) -> None:

@@ -65,6 +65,7 @@ class Scraper:
         escaping = cfg.metric_name_escaping_scheme or "allow-utf-8"
         self._accept = accept_header(list(cfg.scrape_protocols or ()), escaping)
         self._server_name = cfg.tls_config.server_name or None
+        self._authorizer = cfg.new_authorizer()
 
     async def scrape(self, url: str, timeout_s: float) -> ScrapeResponse:
         """GETs the URL and reads the body within the timeout and size limit.
@@ -80,15 +81,16 @@ class Scraper:
             "X-Prometheus-Scrape-Timeout-Seconds": f"{timeout_s:g}",
             **cfg.extra_headers(),
         }
-        try:
-            auth = cfg.authorization_header()
-        except OSError as exc:
-            raise ScrapeError(f"unable to read credentials: {exc}") from exc
-        if auth:
-            headers["Authorization"] = auth
         limit = cfg.body_size_limit
         try:
             async with asyncio.timeout(timeout_s):
+                try:
+                    # NB: an oauth2 token request counts against the scrape timeout.
+                    auth = await self._authorizer.authorization_header(user_agent=USER_AGENT)
+                except OSError as exc:
+                    raise ScrapeError(f"unable to read credentials: {exc}") from exc
+                if auth:
+                    headers["Authorization"] = auth
                 async with self._session.get(
                     url,
                     headers=headers,
