@@ -35,6 +35,7 @@ from watchkeeper.config.yamlsource import ConfigError
 from watchkeeper.discovery.manager import DiscoveryManager
 from watchkeeper.instrument.log import setup_logging
 from watchkeeper.instrument.metrics import Registry
+from watchkeeper.instrument.process import register_process_metrics
 from watchkeeper.model.clock import SYSTEM_CLOCK
 from watchkeeper.model.duration import format_duration_ms
 from watchkeeper.model.labels import Labels
@@ -108,40 +109,7 @@ class Server:
         )
 
     def _register_process_metrics(self) -> None:
-        import psutil
-
-        proc = psutil.Process()
-        reg = self.registry
-        reg.gauge(
-            "process_start_time_seconds",
-            "Start time of the process since unix epoch in seconds.",
-            callback=lambda: self.start_time_s,
-        )
-        reg.gauge(
-            "process_resident_memory_bytes",
-            "Resident memory size in bytes.",
-            callback=lambda: float(proc.memory_info().rss),
-        )
-        reg.gauge(
-            "process_virtual_memory_bytes",
-            "Virtual memory size in bytes.",
-            callback=lambda: float(proc.memory_info().vms),
-        )
-        reg.counter(
-            "process_cpu_seconds_total",
-            "Total user and system CPU time spent in seconds.",
-            callback=lambda: sum(proc.cpu_times()[:2]),
-        )
-        reg.gauge(
-            "process_open_fds",
-            "Number of open file descriptors.",
-            callback=lambda: float(proc.num_fds()),
-        )
-        reg.gauge(
-            "process_threads",
-            "Number of OS threads in the process.",
-            callback=lambda: float(proc.num_threads()),
-        )
+        register_process_metrics(self.registry, self.start_time_s)
 
     # Start-up.
 
@@ -179,6 +147,7 @@ class Server:
                 enable_delayed_name_removal="promql-delayed-name-removal" in flags.features,
                 enable_duration_expressions="promql-duration-expr" in flags.features,
             ),
+            registry=self.registry,
         )
         self.notifier = NotifierManager(
             DiscoveryManager(sd_metrics(self.registry), name="notify"),

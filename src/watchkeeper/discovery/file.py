@@ -13,6 +13,7 @@ import glob
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import yaml
@@ -55,11 +56,13 @@ class FileProvider:
 
     def refresh(self, *, force: bool) -> bool:
         """Re-reads changed files (all files when `force`); tells whether groups changed."""
+        started = time.perf_counter()
         changed = False
         files = self._list_files()
         for gone in set(self._groups) - set(files):
             del self._groups[gone]
             self._stamps.pop(gone, None)
+            self._metrics.file_mtime.remove(gone)
             changed = True
         for filename in files:
             try:
@@ -82,9 +85,11 @@ class FileProvider:
                 self._metrics.file_read_errors.inc()
                 log.error("Error reading file %s: %s", filename, exc)
                 continue
+            self._metrics.file_mtime.labels(filename).set(st.st_mtime)
             if groups != self._groups.get(filename):
                 self._groups[filename] = groups
                 changed = True
+        self._metrics.file_scan_duration.observe(time.perf_counter() - started)
         return changed
 
     def current(self) -> list[TargetGroup]:

@@ -73,6 +73,7 @@ class DiscoveryManager:
     ) -> None:
         self._name = name
         self._metrics = metrics
+        metrics.init_manager(name)
         self._update_interval_s = update_interval_s
         self._file_poll_s = file_poll_interval_s
         self._factory = provider_factory

@@ -9,10 +9,14 @@ enough for counters we tolerate losing a tick on).
 from __future__ import annotations
 
 import math
+import random
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Self, TypeVar
+
+import numpy as np
 
 from watchkeeper.model.labels import is_valid_legacy_metric_name
 
@@ -215,8 +219,86 @@ class Histogram(_Metric):
         yield Sample("_count", (), (), float(self.count))
 
 
+DEFAULT_MAX_AGE_S = 600.0
+"""How long an observation counts towards a summary's quantiles (client_golang's MaxAge)."""
+
+DEFAULT_AGE_BUCKETS = 5
+"""How many slices the quantile window rotates through (client_golang's AgeBuckets)."""
+
+WINDOW_SLICE_CAPACITY = 2048
+"""Observations kept per slice; beyond it a slice keeps a uniform sample of what it saw."""
+
+
+class _SlidingWindow:
+    """The observations of the last `max_age_s`, kept in `age_buckets` rotating time slices.
+
+    As in client_golang, the quantiles cover the current slice and the previous
+    `age_buckets - 1`, so an observation counts for between `max_age_s * (1 - 1/age_buckets)`
+    and `max_age_s`. Slices rotate lazily on use (no timers). A slice that sees more than
+    `WINDOW_SLICE_CAPACITY` observations keeps a uniform reservoir sample of them, weighted
+    by how many it stands for, so memory stays bounded under any observation rate.
+    """
+
+    __slots__ = ("_ids", "_now", "_rng", "_seen", "_slice_s", "_values")
+
+    def __init__(self, max_age_s: float, age_buckets: int, now: Callable[[], float]) -> None:
+        if max_age_s <= 0 or age_buckets < 1:
+            raise ValueError("max_age_s must be positive and age_buckets at least 1")
+        self._slice_s = max_age_s / age_buckets
+        self._now = now
+        self._ids = [-1] * age_buckets
+        self._values: list[list[float]] = [[] for _ in range(age_buckets)]
+        self._seen = [0] * age_buckets
+        self._rng = random.Random(0)
+
+    def _current_slice(self) -> int:
+        return int(self._now() // self._slice_s)
+
+    def observe(self, value: float) -> None:
+        """Adds one observation to the current slice (the caller holds the metric's lock)."""
+        slice_id = self._current_slice()
+        pos = slice_id % len(self._ids)
+        if self._ids[pos] != slice_id:
+            self._ids[pos] = slice_id
+            self._values[pos] = []
+            self._seen[pos] = 0
+        values = self._values[pos]
+        self._seen[pos] += 1
+        if len(values) < WINDOW_SLICE_CAPACITY:
+            values.append(value)
+            return
+        j = self._rng.randrange(self._seen[pos])
+        if j < WINDOW_SLICE_CAPACITY:
+            values[j] = value
+
+    def quantiles(self, qs: Sequence[float]) -> np.ndarray:
+        """The q-quantiles (smallest observation whose weighted rank reaches q), NaN if empty."""
+        oldest = self._current_slice() - len(self._ids) + 1
+        parts: list[np.ndarray] = []
+        weights: list[np.ndarray] = []
+        for slice_id, values, seen in zip(self._ids, self._values, self._seen, strict=True):
+            if slice_id >= oldest and values:
+                parts.append(np.asarray(values, dtype=np.float64))
+                weights.append(np.full(len(values), seen / len(values)))
+        if not parts:
+            return np.full(len(qs), np.nan)
+        values_all = np.concatenate(parts)
+        order = np.argsort(values_all, kind="stable")
+        cumulative = np.cumsum(np.concatenate(weights)[order])
+        targets = np.asarray(qs, dtype=np.float64) * cumulative[-1]
+        ranks = np.searchsorted(cumulative, targets * (1 - 1e-12), side="left")
+        result: np.ndarray = values_all[order][np.minimum(ranks, len(order) - 1)]
+        return result
+
+
 class Summary(_Metric):
-    """Observations with a sum and a count, and optional precomputed quantiles."""
+    """Observations with a sum and a count, and quantiles over a sliding time window.
+
+    `objectives` are the quantiles to export (none by default, as client_golang); they are
+    computed at render time over the observations of the last `max_age_s` seconds (see
+    `_SlidingWindow`), and are NaN when that window is empty. `quantiles` is the older form:
+    a callback that returns precomputed quantiles.
+    """
 
     kind = "summary"
 
@@ -227,22 +309,65 @@ class Summary(_Metric):
         label_names: Sequence[str] = (),
         *,
         quantiles: Callable[[], dict[float, float]] | None = None,
+        objectives: Sequence[float] = (),
+        max_age_s: float = DEFAULT_MAX_AGE_S,
+        age_buckets: int = DEFAULT_AGE_BUCKETS,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(name, help_text, label_names)
+        if any(not 0.0 <= q <= 1.0 for q in objectives):
+            raise ValueError(f"{name}: quantile objectives must be in [0, 1], got {objectives}")
+        if "quantile" in self.label_names:
+            raise ValueError(f"{name}: a summary cannot have a label named quantile")
         self.sum = 0.0
         self.count = 0
         self._quantiles = quantiles
+        self.objectives = tuple(sorted(objectives))
+        self._max_age_s = max_age_s
+        self._age_buckets = age_buckets
+        self._now = now
+        self._window = (
+            _SlidingWindow(max_age_s, age_buckets, now)
+            if self.objectives and not self.label_names
+            else None
+        )
 
     def _new_child(self) -> Self:
-        return type(self)(self.name, self.help)
+        return type(self)(
+            self.name,
+            self.help,
+            quantiles=self._quantiles,
+            objectives=self.objectives,
+            max_age_s=self._max_age_s,
+            age_buckets=self._age_buckets,
+            now=self._now,
+        )
 
     def observe(self, value: float) -> None:
         """Records one observation."""
-        self.sum += value
-        self.count += 1
+        if self._window is None:
+            self.sum += value
+            self.count += 1
+            return
+        with self._lock:
+            self.sum += value
+            self.count += 1
+            self._window.observe(value)
+
+    def quantile(self, q: float) -> float:
+        """The q-quantile of the observations in the window (NaN when there are none)."""
+        if self._window is None:
+            return math.nan
+        with self._lock:
+            return float(self._window.quantiles((q,))[0])
 
     def _own_samples(self) -> Iterable[Sample]:
-        if self._quantiles is not None:
+        if self._window is not None:
+            with self._lock:
+                values = self._window.quantiles(self.objectives)
+            for q, v in zip(self.objectives, values, strict=True):
+                yield Sample("", ("quantile",), (format_float(q),), float(v))
+        elif self._quantiles is not None:
             for q, v in sorted(self._quantiles().items()):
                 yield Sample("", ("quantile",), (format_float(q),), v)
         yield Sample("_sum", (), (), self.sum)
@@ -306,9 +431,22 @@ class Registry:
         label_names: Sequence[str] = (),
         *,
         quantiles: Callable[[], dict[float, float]] | None = None,
+        objectives: Sequence[float] = (),
+        max_age_s: float = DEFAULT_MAX_AGE_S,
+        age_buckets: int = DEFAULT_AGE_BUCKETS,
     ) -> Summary:
-        """Registers and returns a summary."""
-        return self.register(Summary(name, help_text, label_names, quantiles=quantiles))
+        """Registers and returns a summary (quantiles `objectives` over a sliding window)."""
+        return self.register(
+            Summary(
+                name,
+                help_text,
+                label_names,
+                quantiles=quantiles,
+                objectives=objectives,
+                max_age_s=max_age_s,
+                age_buckets=age_buckets,
+            )
+        )
 
     def add_collector(self, collect: Callable[[], Iterable[_Metric]]) -> None:
         """Adds a callback that builds metrics at render time (for per-target state)."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from watchkeeper.instrument.metrics import Registry
 from watchkeeper.model.labels import Labels
 from watchkeeper.promql import ast
 from watchkeeper.promql.errors import (
@@ -43,6 +44,7 @@ from watchkeeper.promql.eval_types import (
     VectorV,
     finalize_names,
 )
+from watchkeeper.promql.metrics import EngineMetrics
 from watchkeeper.promql.parser import expr_type, parse_expr
 from watchkeeper.promql.value import Matrix, QueryResult, QueryStats, Scalar, String, Value, Vector
 from watchkeeper.storage.interface import Queryable
@@ -69,10 +71,17 @@ PARSE_CACHE_SIZE = 4096
 class Engine:
     """Evaluates PromQL over a `Queryable`; safe to share between threads."""
 
-    def __init__(self, queryable: Queryable, options: EngineOptions | None = None) -> None:
-        """Creates an engine over storage with the given options."""
+    def __init__(
+        self,
+        queryable: Queryable,
+        options: EngineOptions | None = None,
+        *,
+        registry: Registry | None = None,
+    ) -> None:
+        """Creates an engine over storage with the given options (metrics on `registry`)."""
         self.queryable = queryable
         self.options = options or EngineOptions()
+        self.metrics = EngineMetrics(registry or Registry(), self.options.max_concurrency)
         self._slots = threading.BoundedSemaphore(max(1, self.options.max_concurrency))
         self._parsed: dict[str, ast.Expr] = {}
 
@@ -110,6 +119,7 @@ class Engine:
         expr = self.parse(query)
         prep = time.perf_counter() - began
         result = self.eval_expr(expr, time_ms, lookback_delta_ms=lookback_delta_ms)
+        self.metrics.prepare_time.observe(prep)
         result.stats.query_preparation_time_s = prep
         result.stats.total_time_s = time.perf_counter() - began
         return result
@@ -140,6 +150,7 @@ class Engine:
         result = self.eval_expr_range(
             expr, start_ms, end_ms, step_ms, lookback_delta_ms=lookback_delta_ms
         )
+        self.metrics.prepare_time.observe(prep)
         result.stats.query_preparation_time_s = prep
         result.stats.total_time_s = time.perf_counter() - began
         return result
@@ -179,7 +190,9 @@ class Engine:
         opts = self.options
         stats = QueryStats()
         queued = time.perf_counter()
+        self.metrics.queries.inc()
         if not self._slots.acquire(timeout=opts.timeout_s):
+            self.metrics.queries.dec()
             raise QueryTimeoutError("query queue")
         try:
             began = time.perf_counter()
@@ -227,9 +240,11 @@ class Engine:
             positions = {
                 text: pos for text, pos in (*ctx.warnings.items(), *ctx.infos.items()) if pos >= 0
             }
+            self.metrics.observe(stats)
             return QueryResult(value, list(ctx.warnings), list(ctx.infos), stats, positions)
         finally:
             self._slots.release()
+            self.metrics.queries.dec()
 
 
 def _to_value(raw: EvalValue, ctx: EvalContext, *, instant: bool) -> Value:

@@ -17,6 +17,7 @@ import numpy as np
 
 from watchkeeper.model.labels import METRIC_NAME, Labels
 from watchkeeper.rules import templating
+from watchkeeper.rules.metrics import TemplateMetrics
 from watchkeeper.rules.rule import BaseRule, InstantVector, QueryFunc, RuleError
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class TemplateContext:
     external_labels: Mapping[str, str] = field(default_factory=dict)
     external_url: str = ""
     query: QueryFunc | None = None
+    metrics: TemplateMetrics | None = None
 
 
 class AlertingRule(BaseRule):
@@ -149,6 +151,8 @@ class AlertingRule(BaseRule):
             query=ctx.query,
             time_ms=ts_ms,
         )
+        if ctx.metrics is not None:
+            ctx.metrics.expanded(failed=result.startswith(templating.ERROR_PREFIX))
         if result.startswith(templating.ERROR_PREFIX):
             log.warning("expanding alert template failed: alert=%s err=%s", self.name, result)
         return result

@@ -186,6 +186,7 @@ class Group:
         metrics = opts.metrics
         metrics.group_interval.labels(key).set(interval_ms / 1000)
         metrics.group_rules.labels(key).set(len(self.rules))
+        metrics.init_group(key)
         if self.should_restore:
             for rule in self.rules:
                 if isinstance(rule, AlertingRule):
@@ -387,6 +388,7 @@ class Group:
 
     def restore_for_state(self, ts_ms: int) -> None:
         """Restores `for` state of alerting rules from ALERTS_FOR_STATE (after a restart)."""
+        started = time.perf_counter()
         mint = ts_ms - self.opts.outage_tolerance_ms
         for rule in self.alerting_rules():
             if rule.hold_ms <= 0 or rule.hold_ms < self.opts.for_grace_period_ms:
@@ -409,6 +411,9 @@ class Group:
             except Exception as exc:
                 log.error("restoring for state failed: group=%s err=%s", self.key, exc)
             rule.restore_for_state(ts_ms, found, grace_period_ms=self.opts.for_grace_period_ms)
+        self.opts.metrics.group_last_restore_duration.labels(self.key).set(
+            time.perf_counter() - started
+        )
 
     def run_iteration(self, ts_ms: int) -> None:
         """One scheduled evaluation with its timing metrics."""
@@ -422,6 +427,9 @@ class Group:
         metrics.group_duration.observe(took)
         metrics.group_last_duration.labels(key).set(took)
         metrics.group_last_eval_timestamp.labels(key).set(ts_ms / 1000)
+        metrics.group_last_rule_duration_sum.labels(key).set(
+            sum(r.evaluation_seconds for r in self.rules)
+        )
         self.evaluation_seconds = took
         self.last_evaluation_ms = start_ms
         self.last_eval_timestamp_ms = ts_ms

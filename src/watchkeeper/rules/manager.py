@@ -292,7 +292,9 @@ class RuleManager:
             metrics=self.metrics,
             clock=self.clock,
             notify=self.notify,
-            template=TemplateContext(dict(external_labels), external_url, self.query),
+            template=TemplateContext(
+                dict(external_labels), external_url, self.query, self.metrics.templates
+            ),
             resend_delay_ms=self.options.resend_delay_ms,
             outage_tolerance_ms=self.options.outage_tolerance_ms,
             for_grace_period_ms=self.options.for_grace_period_ms,

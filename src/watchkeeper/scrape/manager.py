@@ -33,7 +33,11 @@ from watchkeeper.model.exposition import MetricMetadata
 from watchkeeper.model.labels import Labels
 from watchkeeper.model.matchers import Matcher, matches_all
 from watchkeeper.scrape.failure_log import ScrapeFailureLog, open_failure_logs
-from watchkeeper.scrape.metrics import ScrapeMetrics, sd_metrics
+from watchkeeper.scrape.metrics import (
+    ScrapeMetrics,
+    register_metadata_cache_metrics,
+    sd_metrics,
+)
 from watchkeeper.scrape.options import ScrapeOptions
 from watchkeeper.scrape.pool import ScrapePool
 from watchkeeper.scrape.target import DroppedTarget, Target
@@ -79,6 +83,9 @@ class ScrapeManager:
         self._clock = clock
         self._options = options or ScrapeOptions()
         self._metrics = ScrapeMetrics.register(registry)
+        register_metadata_cache_metrics(
+            registry, lambda: {j: p.active_targets() for j, p in self._pools.items()}
+        )
         self.discovery = discovery or DiscoveryManager(
             sd_metrics(registry),
             name="scrape",

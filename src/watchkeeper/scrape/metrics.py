@@ -1,27 +1,32 @@
 """Scrape self-metrics under Prometheus's names (prometheus_target_*).
 
-`QuantileSummary` is a summary whose children keep a sliding window of observations and
-export the quantiles Prometheus exports (0.01, 0.05, 0.5, 0.9, 0.99).
+`QuantileSummary` is a summary exporting the quantiles Prometheus's target summaries export
+(0.01, 0.05, 0.5, 0.9, 0.99) over a 10-minute sliding window.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Self
-
-import numpy as np
 
 from watchkeeper.discovery.provider import SDMetrics
-from watchkeeper.instrument.metrics import Counter, Gauge, Registry, Sample, Summary, format_float
+from watchkeeper.instrument.metrics import (
+    DEFAULT_AGE_BUCKETS,
+    DEFAULT_MAX_AGE_S,
+    Counter,
+    Gauge,
+    Registry,
+    Summary,
+)
+from watchkeeper.scrape.target import Target
 
 QUANTILES = (0.01, 0.05, 0.5, 0.9, 0.99)
 """The quantiles of Prometheus's target summaries."""
 
 
 class QuantileSummary(Summary):
-    """A summary with quantiles over the last `window` observations of each child."""
+    """A summary exporting Prometheus's target quantiles over client_golang's 10-minute window."""
 
     def __init__(
         self,
@@ -29,36 +34,22 @@ class QuantileSummary(Summary):
         help_text: str,
         label_names: Sequence[str] = (),
         *,
-        quantiles: Sequence[float] = QUANTILES,
-        window: int = 1024,
+        quantiles: Callable[[], dict[float, float]] | None = None,
+        objectives: Sequence[float] = QUANTILES,
+        max_age_s: float = DEFAULT_MAX_AGE_S,
+        age_buckets: int = DEFAULT_AGE_BUCKETS,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(name, help_text, label_names)
-        self._qs = tuple(quantiles)
-        self._window: deque[float] = deque(maxlen=window)
-
-    def _new_child(self) -> Self:
-        return type(self)(self.name, self.help, quantiles=self._qs, window=self._window.maxlen or 1)
-
-    def observe(self, value: float) -> None:
-        """Records one observation."""
-        super().observe(value)
-        self._window.append(value)
-
-    def quantile(self, q: float) -> float:
-        """The q-quantile of the recent observations (NaN when there are none)."""
-        if not self._window:
-            return float("nan")
-        return float(np.quantile(np.fromiter(self._window, dtype=np.float64), q))
-
-    def _own_samples(self) -> Iterable[Sample]:
-        if self._window:
-            values = np.quantile(np.fromiter(self._window, dtype=np.float64), self._qs)
-        else:
-            values = np.full(len(self._qs), np.nan)
-        for q, v in zip(self._qs, values, strict=True):
-            yield Sample("", ("quantile",), (format_float(q),), float(v))
-        yield Sample("_sum", (), (), self.sum)
-        yield Sample("_count", (), (), float(self.count))
+        super().__init__(
+            name,
+            help_text,
+            label_names,
+            quantiles=quantiles,
+            objectives=objectives,
+            max_age_s=max_age_s,
+            age_buckets=age_buckets,
+            now=now,
+        )
 
 
 def go_duration(ms: int) -> str:
@@ -106,6 +97,8 @@ class ScrapeMetrics:
     sample_duplicate: Counter
     sample_out_of_bounds: Counter
     cache_flush_forced: Counter
+    sync_failed: Counter
+    pool_target_limit: Gauge
 
     @classmethod
     def register(cls, registry: Registry) -> ScrapeMetrics:
@@ -193,7 +186,56 @@ class ScrapeMetrics:
                 "How many times a scrape cache was flushed due to getting big while scrapes "
                 "are failing.",
             ),
+            sync_failed=registry.counter(
+                "prometheus_target_sync_failed_total",
+                "Total number of target sync failures.",
+                ("scrape_job",),
+            ),
+            pool_target_limit=registry.gauge(
+                "prometheus_target_scrape_pool_target_limit",
+                "Maximum number of targets allowed in this scrape pool.",
+                ("scrape_job",),
+            ),
         )
+
+    def forget_pool(self, job: str) -> None:
+        """Drops the per-pool series of a stopped scrape pool."""
+        for metric in (self.pool_targets, self.sync_failed, self.pool_target_limit):
+            metric.remove(job)
+
+
+def register_metadata_cache_metrics(
+    registry: Registry, targets_by_job: Callable[[], Mapping[str, Iterable[Target]]]
+) -> None:
+    """Exports the size of the metadata kept from scrapes, per scrape pool, at render time.
+
+    Bytes count as Prometheus counts them: the metric name, type, help and unit of each entry.
+    """
+
+    def collect() -> list[Gauge]:
+        entries = Gauge(
+            "prometheus_target_metadata_cache_entries",
+            "Total number of metric metadata entries in the cache",
+            ("scrape_job",),
+        )
+        size = Gauge(
+            "prometheus_target_metadata_cache_bytes",
+            "The number of bytes that are currently used for storing metric metadata in the cache",
+            ("scrape_job",),
+        )
+        for job, targets in targets_by_job().items():
+            count = total = 0
+            for target in targets:
+                count += len(target.metadata)
+                total += sum(
+                    len(name) + len(md.type) + len(md.help) + len(md.unit)
+                    for name, md in target.metadata.items()
+                )
+            entries.labels(job).set(count)
+            size.labels(job).set(total)
+        return [entries, size]
+
+    registry.add_collector(collect)
 
 
 def sd_metrics(registry: Registry) -> SDMetrics:
@@ -211,6 +253,16 @@ def sd_metrics(registry: Registry) -> SDMetrics:
             return existing
         return registry.gauge(name, help_text, labels)
 
+    scan = registry.get("prometheus_sd_file_scan_duration_seconds")
+    file_scan_duration = (
+        scan
+        if isinstance(scan, Summary)
+        else registry.summary(
+            "prometheus_sd_file_scan_duration_seconds",
+            "The duration of the File-SD scan in seconds.",
+            objectives=(0.5, 0.9, 0.99),
+        )
+    )
     return SDMetrics(
         discovered_targets=gauge(
             "prometheus_sd_discovered_targets",
@@ -243,4 +295,15 @@ def sd_metrics(registry: Registry) -> SDMetrics:
         dns_lookup_failures=counter(
             "prometheus_sd_dns_lookup_failures_total", "The number of DNS-SD lookup failures."
         ),
+        updates_delayed=counter(
+            "prometheus_sd_updates_delayed_total",
+            "Total number of update events that couldn't be sent immediately.",
+            ("name",),
+        ),
+        file_mtime=gauge(
+            "prometheus_sd_file_mtime_seconds",
+            "Timestamp (mtime) of files read by FileSD. Timestamp is set at read time.",
+            ("filename",),
+        ),
+        file_scan_duration=file_scan_duration,
     )
