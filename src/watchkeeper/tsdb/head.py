@@ -605,7 +605,7 @@ class Head:
         are decoded without it, so long reads do not stall commits.
         """
         with self._lock:
-            bm = self._index.select(matchers)
+            bm = self._index.select(matchers, self.labels_of)
             if not bm:
                 return SeriesSet.empty()
             refs_in = np.asarray(bm.to_array(), dtype=np.int64)
@@ -780,7 +780,7 @@ class Head:
         with self._lock:
             if not matchers:
                 return self._index.label_names()
-            bm = self._index.select(matchers)
+            bm = self._index.select(matchers, self.labels_of)
             if len(bm) < 256:
                 names = {n for r in bm for n in (self._labels[r] or Labels()).names()}
                 return sorted(names)
@@ -791,7 +791,7 @@ class Head:
         with self._lock:
             if not matchers:
                 return self._index.label_values(name)
-            bm = self._index.select(matchers)
+            bm = self._index.select(matchers, self.labels_of)
             if len(bm) < 256:
                 values = {(self._labels[r] or Labels()).get(name) for r in bm}
                 values.discard("")
@@ -810,7 +810,7 @@ class Head:
         The deletion is logged to the WAL first, so it survives a restart.
         """
         with self._lock:
-            bm = self._index.select(matchers)
+            bm = self._index.select(matchers, self.labels_of)
             if not bm:
                 return 0
             refs = np.asarray(bm.to_array(), dtype=np.uint64)

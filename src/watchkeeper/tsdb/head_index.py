@@ -7,12 +7,20 @@ matches the empty value also selects series that lack the label.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final
 
 from pyroaring import BitMap
 
 from watchkeeper.model.labels import METRIC_NAME, Labels
 from watchkeeper.model.matchers import Matcher, MatchType, literal_alternatives
+
+FILTER_SERIES_BELOW: Final = 64
+"""Up to this many candidate series, matchers are checked on labels rather than postings."""
+
+
+def _satisfies(labels: Labels | None, matchers: Sequence[Matcher]) -> bool:
+    return labels is not None and all(m.matches(labels.get(m.name)) for m in matchers)
 
 
 class PostingsIndex:
@@ -74,14 +82,30 @@ class PostingsIndex:
             return self.all - excluded
         return BitMap.union(BitMap(), *self._values_matching(m, want=True))
 
-    def select(self, matchers: Sequence[Matcher]) -> BitMap:
-        """Returns the refs of series that satisfy every matcher (all series for none)."""
+    def select(
+        self,
+        matchers: Sequence[Matcher],
+        labels_of: Callable[[int], Labels | None] | None = None,
+    ) -> BitMap:
+        """Returns the refs of series that satisfy every matcher (all series for none).
+
+        With `labels_of`, once the equality matchers leave a few series, the other
+        matchers are checked on those series' labels instead of scanning every value of
+        their label (a regex over thousands of values for one series).
+        """
         if not matchers:
             return BitMap(self.all)
         # NB: cheap, selective matchers first so that the intersection shrinks early.
         ordered = sorted(matchers, key=lambda m: (m.matches_empty(), m.type is not MatchType.EQUAL))
         result: BitMap | None = None
-        for m in ordered:
+        for i, m in enumerate(ordered):
+            if (
+                labels_of is not None
+                and result is not None
+                and m.type is not MatchType.EQUAL
+                and len(result) <= FILTER_SERIES_BELOW
+            ):
+                return BitMap(r for r in result if _satisfies(labels_of(r), ordered[i:]))
             bm = self.postings_for_matcher(m)
             result = bm if result is None else result & bm
             if not result:

@@ -23,6 +23,7 @@ from pyroaring import BitMap
 from watchkeeper.model.labels import Labels
 from watchkeeper.model.matchers import Matcher, MatchType
 from watchkeeper.tsdb.chunks.errors import CorruptionError
+from watchkeeper.tsdb.head_index import FILTER_SERIES_BELOW
 from watchkeeper.tsdb.index.writer import FOOTER, HEADER, INDEX_MAGIC, INDEX_VERSION, ChunkRefs
 
 _SECTIONS = {
@@ -194,7 +195,20 @@ class IndexReader:
         """
         result: BitMap | None = None
         removals: list[BitMap] = []
-        for m in matchers:
+        # NB: equality first; once they leave a few series, the other matchers are
+        # checked on those series' labels rather than on every value of their label.
+        ordered = sorted(matchers, key=lambda m: (m.matches_empty(), m.type is not MatchType.EQUAL))
+        for m in ordered:
+            if (
+                result is not None
+                and m.type is not MatchType.EQUAL
+                and len(result) <= FILTER_SERIES_BELOW
+            ):
+                ids = np.frombuffer(result.to_array(), dtype=np.uint32).astype(np.int64)
+                labels = self.series_labels(ids)
+                # NB: every matcher, so that removals already collected apply too.
+                ok = [all(x.matches(lb.get(x.name)) for x in ordered) for lb in labels]
+                return ids[np.asarray(ok, dtype=np.bool_)] if len(ids) else ids
             if m.matches_empty():
                 removals.append(self._union(m.name, m, want=False))
             else:
