@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from watchkeeper.model.labels import Labels
 from watchkeeper.model.matchers import Matcher, MatchType
 from watchkeeper.storage.interface import SeriesSet
+from watchkeeper.storage.merge import ragged_arange
 from watchkeeper.testing.storage import MemoryStorage
 from watchkeeper.tsdb import head_runs
 from watchkeeper.tsdb.head import Head
@@ -19,7 +20,6 @@ from watchkeeper.tsdb.head_runs import (
     Run,
     expand,
     merge_runs,
-    ragged_arange,
     sort_unique,
 )
 from watchkeeper.tsdb.head_samples import SampleStore

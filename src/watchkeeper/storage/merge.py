@@ -8,7 +8,7 @@ as Prometheus's chained series merge does for identical overlapping data.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -57,21 +57,25 @@ def group_ranked_samples(
     return ts, vals, offsets
 
 
-def _ragged_arange(
-    starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]
-) -> npt.NDArray[np.int64]:
-    """Concatenates arange(starts[i], starts[i] + lengths[i]) for every i, vectorized."""
-    total = int(lengths.sum())
-    if total == 0:
+def ragged_arange(starts: npt.NDArray[Any], counts: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+    """Concatenates `arange(s, s + c)` over pairs, without a Python loop.
+
+    Example:
+        >>> ragged_arange(np.array([5, 0, 9]), np.array([2, 0, 3])).tolist()
+        [5, 6, 9, 10, 11]
+    """
+    counts = counts.astype(np.int64)
+    starts = starts.astype(np.int64)
+    if not counts.all():
+        nonzero = counts > 0
+        starts, counts = starts[nonzero], counts[nonzero]
+    if len(counts) == 0:
         return np.zeros(0, dtype=np.int64)
-    nz = lengths > 0
-    starts, lengths = starts[nz], lengths[nz]
-    steps = np.ones(total, dtype=np.int64)
-    heads = np.zeros(len(lengths), dtype=np.int64)
-    np.cumsum(lengths[:-1], out=heads[1:])
-    steps[0] = starts[0]
-    steps[heads[1:]] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)
-    return np.cumsum(steps)
+    ends = np.cumsum(counts)
+    out = np.ones(int(ends[-1]), dtype=np.int64)
+    out[0] = starts[0]
+    out[ends[:-1]] = starts[1:] - (starts[:-1] + counts[:-1] - 1)
+    return np.cumsum(out, out=out)
 
 
 def _union_labels(sets: Sequence[SeriesSet]) -> tuple[list[Labels], list[npt.NDArray[np.int64]]]:
@@ -162,7 +166,7 @@ def _gather(
         )
     bases = np.zeros(len(sets), dtype=np.int64)
     np.cumsum([len(s.timestamps_ms) for s in sets[:-1]], out=bases[1:])
-    take = _ragged_arange(bases[seg_input] + seg_start, seg_len)
+    take = ragged_arange(bases[seg_input] + seg_start, seg_len)
     ts_all = np.concatenate([s.timestamps_ms for s in sets])
     vals_all = np.concatenate([s.values for s in sets])
     return ts_all[take], vals_all[take]
@@ -177,7 +181,7 @@ def _sort_overlapping(
     """Sorts the samples of overlapping series by time and drops duplicate timestamps."""
     which = np.flatnonzero(overlapping)
     lens = np.diff(offsets)
-    pos = _ragged_arange(offsets[which], lens[which])
+    pos = ragged_arange(offsets[which], lens[which])
     rank = np.repeat(which, lens[which])
     sub_order = order_by_rank_and_time(rank, ts[pos], len(overlapping))
     pos_sorted = pos[sub_order]

@@ -33,6 +33,7 @@ import numpy.typing as npt
 from watchkeeper.model.labels import Labels
 from watchkeeper.model.matchers import Matcher
 from watchkeeper.storage.interface import Querier, SelectHints, SeriesSet
+from watchkeeper.storage.merge import ragged_arange
 from watchkeeper.tsdb.chunks.errors import CorruptionError
 from watchkeeper.tsdb.chunks.page import (
     MAX_CHUNK_SAMPLES,
@@ -300,21 +301,6 @@ def _bisect_chunks(ts: _I64, starts: _I64, counts: _I64, bound: int, *, right: b
         below &= active
         lo = np.where(below, mid + 1, lo)
         hi = np.where(below | ~active, hi, mid)
-
-
-def ragged_arange(starts: _I64, lengths: _I64) -> _I64:
-    """Concatenates arange(starts[i], starts[i] + lengths[i]) for all i, vectorized."""
-    keep = lengths > 0
-    starts, lengths = starts[keep], lengths[keep]
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    out = np.ones(total, dtype=np.int64)
-    heads = np.zeros(len(lengths), dtype=np.int64)
-    np.cumsum(lengths[:-1], out=heads[1:])
-    out[0] = starts[0]
-    out[heads[1:]] = starts[1:] - (starts[:-1] + lengths[:-1] - 1)
-    return np.cumsum(out, out=out)
 
 
 class BlockWriter:

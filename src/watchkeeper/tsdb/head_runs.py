@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from watchkeeper.storage.merge import ragged_arange
+
 CHUNK_SAMPLES = 1 << 21
 """Samples decoded at once (bounds temporary memory)."""
 
@@ -28,27 +30,6 @@ Parts = tuple[
     npt.NDArray[np.uint32], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]
 ]
 """(series refs, sample counts per series, timestamps, values), grouped by series."""
-
-
-def ragged_arange(starts: npt.NDArray[Any], counts: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
-    """Concatenates `arange(s, s + c)` over pairs, without a Python loop.
-
-    Example:
-        >>> ragged_arange(np.array([5, 0, 9]), np.array([2, 0, 3])).tolist()
-        [5, 6, 9, 10, 11]
-    """
-    counts = counts.astype(np.int64)
-    starts = starts.astype(np.int64)
-    if not counts.all():
-        nonzero = counts > 0
-        starts, counts = starts[nonzero], counts[nonzero]
-    if len(counts) == 0:
-        return np.zeros(0, dtype=np.int64)
-    ends = np.cumsum(counts)
-    out = np.ones(int(ends[-1]), dtype=np.int64)
-    out[0] = starts[0]
-    out[ends[:-1]] = starts[1:] - (starts[:-1] + counts[:-1] - 1)
-    return np.cumsum(out, out=out)
 
 
 def expand(values: npt.NDArray[Any], counts: npt.NDArray[Any]) -> npt.NDArray[np.int64]:

@@ -25,6 +25,7 @@ import cramjam
 import numpy as np
 import numpy.typing as npt
 
+from watchkeeper.storage.merge import ragged_arange
 from watchkeeper.tsdb.head_runs import (
     AnyRun,
     Parts,
@@ -34,7 +35,6 @@ from watchkeeper.tsdb.head_runs import (
     filter_parts,
     finish_in_chunks,
     merge_runs,
-    ragged_arange,
     sort_order,
     sort_unique,
     union_refs,
