@@ -41,6 +41,7 @@ from watchkeeper.model.duration import format_duration_ms
 from watchkeeper.model.labels import Labels
 from watchkeeper.notifier.manager import NotifierManager, NotifierOptions
 from watchkeeper.promql.engine import Engine, EngineOptions
+from watchkeeper.promql.querylog import QueryLogFile, QueryLogOpenError
 from watchkeeper.rules.manager import (
     RuleManager,
     RuleManagerOptions,
@@ -50,10 +51,11 @@ from watchkeeper.rules.manager import (
 from watchkeeper.scrape.manager import ScrapeManager
 from watchkeeper.scrape.metrics import sd_metrics
 from watchkeeper.scrape.options import ScrapeOptions
+from watchkeeper.template.gofmt import go_quote
 from watchkeeper.tsdb.db import TSDB
 from watchkeeper.tsdb.options import TsdbOptions
 from watchkeeper.web import notifications
-from watchkeeper.web.api.v1.deps import ApiDeps
+from watchkeeper.web.api.v1.deps import ApiDeps, ReadyStatus
 from watchkeeper.web.app import WebOptions, create_app, serve
 from watchkeeper.web.ui.dashboards import DashboardStore
 from watchkeeper.web.ui.routes import add_ui_routes
@@ -200,7 +202,7 @@ class Server:
             quit=self.request_stop,
             notifications=self.notifications,
             registry=self.registry,
-            ready=lambda: self._ready,
+            ready=lambda: ReadyStatus.of(self._ready, stopping=self._stop_requested.is_set()),
         )
         options = WebOptions(
             listen_address=flags.listen_address,
@@ -230,22 +232,52 @@ class Server:
     # Configuration.
 
     async def apply_config(self, cfg: PrometheusConfig) -> None:
-        """Hands a loaded configuration to every stage."""
+        """Hands a loaded configuration to every stage.
+
+        Raises:
+            ConfigError: when the query log file cannot be opened (nothing is applied).
+        """
         g = cfg.global_
         external = Labels(g.external_labels.items())
         rule_files = cfg.rule_file_paths()
-        await self.rules.update(
-            rule_files,
-            g.evaluation_interval,
-            g.external_labels,
-            external_url=self.external_url,
-            query_offset_ms=g.rule_query_offset,
-        )
-        await self.scrape.apply_config(cfg)
-        await self.notifier.apply_config(cfg.alerting, g.external_labels)
+        query_log = await self._open_query_log(g.query_log_file)
+        try:
+            await self.rules.update(
+                rule_files,
+                g.evaluation_interval,
+                g.external_labels,
+                external_url=self.external_url,
+                query_offset_ms=g.rule_query_offset,
+            )
+            await self.scrape.apply_config(cfg)
+            await self.notifier.apply_config(cfg.alerting, g.external_labels)
+        except BaseException:
+            if query_log is not None:
+                with contextlib.suppress(OSError):
+                    query_log.close()
+            raise
+        # NB: reopened on every reload, as Prometheus does, so a rotated file is let go.
+        self.engine.set_query_log(query_log)
         self.info.config_text = cfg.as_yaml()
         self.info.external = external
         self.info.last_config_time_s = time.time()
+
+    async def _open_query_log(self, path: str) -> QueryLogFile | None:
+        """Opens the `query_log_file` of a configuration (None when it is empty).
+
+        Raises:
+            ConfigError: with Prometheus's message (the cause is logged, as Prometheus does).
+        """
+        if not path:
+            return None
+        try:
+            return await asyncio.to_thread(QueryLogFile.open, path)
+        except QueryLogOpenError as exc:
+            log.error("Failed to apply configuration", extra={"kv": {"err": str(exc)}})
+            raise ConfigError(
+                "one or more errors occurred while applying the new configuration "
+                f"(--config.file={go_quote(self.flags.config_file)})"
+            ) from exc
 
     async def reload(self) -> None:
         """Reloads the config file; on error keeps the running config and re-raises.
@@ -301,6 +333,7 @@ class Server:
             await self.rules.stop()
         with contextlib.suppress(Exception):
             await self.notifier.stop()
+        self.engine.set_query_log(None)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

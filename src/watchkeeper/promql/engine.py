@@ -3,7 +3,8 @@
 Queries are synchronous and CPU-bound (the API runs them in a thread). Every AST node is
 evaluated for all series and all steps at once (see `eval_node.py`); limits follow
 Prometheus: a timeout checked between node evaluations, a cap on samples held at once, and
-a cap on concurrent queries.
+a cap on concurrent queries. With a query log set (`set_query_log`), every query that
+reaches execution is written to it, failed ones too (see `querylog.py`).
 
 Example:
     >>> from watchkeeper.storage.memory import MemoryStorage
@@ -18,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -45,9 +47,12 @@ from watchkeeper.promql.eval_types import (
     finalize_names,
 )
 from watchkeeper.promql.metrics import EngineMetrics
-from watchkeeper.promql.parser import expr_type, parse_expr
+from watchkeeper.promql.parser import expr_type, format_expr, parse_expr
+from watchkeeper.promql.querylog import QUERY_ORIGIN, LoggedQuery, QueryLogFile
 from watchkeeper.promql.value import Matrix, QueryResult, QueryStats, Scalar, String, Value, Vector
 from watchkeeper.storage.interface import Queryable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,21 @@ class Engine:
         self.metrics = EngineMetrics(registry or Registry(), self.options.max_concurrency)
         self._slots = threading.BoundedSemaphore(max(1, self.options.max_concurrency))
         self._parsed: dict[str, ast.Expr] = {}
+        self._query_log: QueryLogFile | None = None
+
+    def set_query_log(self, query_log: QueryLogFile | None) -> None:
+        """Writes every query to `query_log` from now on (None: to none); closes the previous."""
+        previous, self._query_log = self._query_log, query_log
+        self.metrics.query_log_enabled.set(0 if query_log is None else 1)
+        if previous is not None:
+            try:
+                previous.close()
+            except OSError as exc:
+                # As in Prometheus, a failed close does not fail the reload.
+                log.warning(
+                    "Error while closing the previous query log file",
+                    extra={"kv": {"err": str(exc)}},
+                )
 
     def parse(self, query: str) -> ast.Expr:
         """Parses a query with this engine's feature flags.
@@ -118,7 +138,9 @@ class Engine:
         began = time.perf_counter()
         expr = self.parse(query)
         prep = time.perf_counter() - began
-        result = self.eval_expr(expr, time_ms, lookback_delta_ms=lookback_delta_ms)
+        result = self._run(
+            expr, time_ms, time_ms, 0, lookback_delta_ms, instant=True, query=query, prepare_s=prep
+        )
         self.metrics.prepare_time.observe(prep)
         result.stats.query_preparation_time_s = prep
         result.stats.total_time_s = time.perf_counter() - began
@@ -147,8 +169,16 @@ class Engine:
                 f'invalid expression type "{kind.value}" for range query, must be Scalar or '
                 "instant Vector"
             )
-        result = self.eval_expr_range(
-            expr, start_ms, end_ms, step_ms, lookback_delta_ms=lookback_delta_ms
+        _check_range(start_ms, end_ms, step_ms)
+        result = self._run(
+            expr,
+            start_ms,
+            end_ms,
+            step_ms,
+            lookback_delta_ms,
+            instant=False,
+            query=query,
+            prepare_s=prep,
         )
         self.metrics.prepare_time.observe(prep)
         result.stats.query_preparation_time_s = prep
@@ -156,10 +186,18 @@ class Engine:
         return result
 
     def eval_expr(
-        self, expr: ast.Expr, time_ms: int, *, lookback_delta_ms: int | None = None
+        self,
+        expr: ast.Expr,
+        time_ms: int,
+        *,
+        lookback_delta_ms: int | None = None,
+        query: str | None = None,
     ) -> QueryResult:
-        """Evaluates a parsed expression at one time (for rules, which parse once)."""
-        return self._run(expr, time_ms, time_ms, 0, lookback_delta_ms, instant=True)
+        """Evaluates a parsed expression at one time (for rules, which parse once).
+
+        `query` is the text the query log shows (by default `expr` formatted).
+        """
+        return self._run(expr, time_ms, time_ms, 0, lookback_delta_ms, instant=True, query=query)
 
     def eval_expr_range(
         self,
@@ -171,10 +209,7 @@ class Engine:
         lookback_delta_ms: int | None = None,
     ) -> QueryResult:
         """Evaluates a parsed expression over a range of steps."""
-        if step_ms <= 0:
-            raise EvaluationError("zero or negative query resolution step widths are not accepted")
-        if end_ms < start_ms:
-            raise EvaluationError("end timestamp must not be before start time")
+        _check_range(start_ms, end_ms, step_ms)
         return self._run(expr, start_ms, end_ms, step_ms, lookback_delta_ms, instant=False)
 
     def _run(
@@ -186,9 +221,53 @@ class Engine:
         lookback_delta_ms: int | None,
         *,
         instant: bool,
+        query: str | None = None,
+        prepare_s: float = 0.0,
+    ) -> QueryResult:
+        stats = QueryStats(query_preparation_time_s=prepare_s)
+        query_log = self._query_log
+        if query_log is None:
+            return self._exec(
+                expr, start_ms, end_ms, step_ms, lookback_delta_ms, stats=stats, instant=instant
+            )
+        # As in Prometheus, every query that reaches execution is logged, failed ones too.
+        began = time.perf_counter()
+        error = ""
+        try:
+            return self._exec(
+                expr, start_ms, end_ms, step_ms, lookback_delta_ms, stats=stats, instant=instant
+            )
+        except Exception as exc:
+            error = str(exc) or type(exc).__name__
+            raise
+        finally:
+            if not stats.exec_total_time_s:
+                stats.exec_total_time_s = time.perf_counter() - began
+            text = format_expr(expr) if query is None else query
+            self._log_query(
+                query_log,
+                LoggedQuery(text, start_ms, end_ms, step_ms, stats, error, QUERY_ORIGIN.get()),
+            )
+
+    def _log_query(self, query_log: QueryLogFile, entry: LoggedQuery) -> None:
+        try:
+            query_log.write(entry)
+        except (OSError, ValueError) as exc:
+            self.metrics.query_log_failures.inc()
+            log.error("can't log query", extra={"kv": {"err": str(exc)}})
+
+    def _exec(
+        self,
+        expr: ast.Expr,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        lookback_delta_ms: int | None,
+        *,
+        stats: QueryStats,
+        instant: bool,
     ) -> QueryResult:
         opts = self.options
-        stats = QueryStats()
         queued = time.perf_counter()
         self.metrics.queries.inc()
         if not self._slots.acquire(timeout=opts.timeout_s):
@@ -247,6 +326,13 @@ class Engine:
             self.metrics.queries.dec()
 
 
+def _check_range(start_ms: int, end_ms: int, step_ms: int) -> None:
+    if step_ms <= 0:
+        raise EvaluationError("zero or negative query resolution step widths are not accepted")
+    if end_ms < start_ms:
+        raise EvaluationError("end timestamp must not be before start time")
+
+
 def _to_value(raw: EvalValue, ctx: EvalContext, *, instant: bool) -> Value:
     t0 = ctx.start_ms
     if isinstance(raw, StringV):
@@ -277,9 +363,11 @@ def ast_empty_labels() -> Labels:
 
 def _vector_to_matrix(vec: VectorV, ctx: EvalContext) -> Matrix:
     vec = vec.nonempty()
+    sort_began = time.perf_counter()  # NB: as Prometheus, every range result's sort is timed.
+    order = sorted(range(len(vec.labels)), key=lambda i: vec.labels[i])
+    ctx.stats.result_sort_time_s = time.perf_counter() - sort_began
     if not len(vec.labels):
         return Matrix.empty()
-    order = sorted(range(len(vec.labels)), key=lambda i: vec.labels[i])
     present, values = vec.present, vec.values
     if order != list(range(len(order))):
         idx = np.asarray(order, dtype=np.intp)

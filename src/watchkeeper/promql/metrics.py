@@ -20,9 +20,10 @@ class EngineMetrics:
         registry.gauge(
             "prometheus_engine_queries_concurrent_max", "The max number of concurrent queries."
         ).set(max_concurrency)
-        # Watchkeeper has no query log file: the gauge says so, and nothing can fail writing it.
-        registry.gauge("prometheus_engine_query_log_enabled", "State of the query log.")
-        registry.counter(
+        self.query_log_enabled = registry.gauge(
+            "prometheus_engine_query_log_enabled", "State of the query log."
+        )
+        self.query_log_failures = registry.counter(
             "prometheus_engine_query_log_failures_total", "The number of query log failures."
         )
         self.samples = registry.counter(
@@ -44,4 +45,6 @@ class EngineMetrics:
         """Records a finished query's queue and evaluation times and the samples it loaded."""
         self.queue_time.observe(stats.exec_queue_time_s)
         self.inner_eval.observe(stats.inner_eval_time_s)
+        if stats.result_sort_time_s:  # Only range results are sorted (and timed), as Prometheus.
+            self.result_sort.observe(stats.result_sort_time_s)
         self.samples.inc(stats.total_queryable_samples)

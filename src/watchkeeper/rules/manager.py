@@ -33,6 +33,7 @@ from watchkeeper.notifier.alert import NotifierAlert
 from watchkeeper.promql.batch import QueryBatch, plan_batches, split_vector
 from watchkeeper.promql.errors import EvaluationError, PromQLError
 from watchkeeper.promql.parser import format_expr, parse_expr
+from watchkeeper.promql.querylog import query_origin, rule_group_origin
 from watchkeeper.promql.value import QueryResult, Scalar, Vector
 from watchkeeper.rules.alerting import Alert, AlertingRule, TemplateContext
 from watchkeeper.rules.files import load_rule_files
@@ -87,7 +88,7 @@ class EngineQueryFunc:
 
     def __call__(self, text: str, time_ms: int) -> InstantVector:
         """Evaluates one expression at a time."""
-        return vector_from_result(self._engine.eval_expr(self._parse(text), time_ms))
+        return vector_from_result(self._engine.eval_expr(self._parse(text), time_ms, query=text))
 
     def _parse(self, text: str) -> Any:
         expr = self._parsed.get(text)
@@ -111,6 +112,8 @@ class EngineQueryFunc:
     def run(self, batch: QueryBatch, time_ms: int) -> list[InstantVector]:
         """Each member's result, in `batch.members` order.
 
+        The query log shows the batched expression, once for the whole batch.
+
         Raises:
             PromQLError: when the batched query fails (callers evaluate members alone).
         """
@@ -128,8 +131,8 @@ class BatchingEngine(Protocol):
         """Parses a query."""
         ...
 
-    def eval_expr(self, expr: Any, time_ms: int) -> QueryResult:
-        """Evaluates a parsed expression at one time."""
+    def eval_expr(self, expr: Any, time_ms: int, *, query: str | None = None) -> QueryResult:
+        """Evaluates a parsed expression at one time (`query`: its text for the query log)."""
         ...
 
 
@@ -340,7 +343,10 @@ class RuleManager:
                 if previous is not None:
                     await previous.stop()
                     group.copy_state_from(previous)
-                group.start()
+                # NB: the group's task copies this context, so its queries (rules and
+                # template queries) reach the query log with the group as their origin.
+                with query_origin(rule_group_origin(group.file, group.name)):
+                    group.start()
                 result[key] = group
             for key, group in old.items():
                 if key not in new:

@@ -29,6 +29,7 @@ from watchkeeper.model.matchers import Matcher, matches_all
 from watchkeeper.promql import ast
 from watchkeeper.promql.errors import EvaluationError, ParseError, PromQLError
 from watchkeeper.promql.parser import format_expr
+from watchkeeper.promql.querylog import http_request_origin, query_origin
 from watchkeeper.promql.value import Matrix, QueryResult, Vector
 from watchkeeper.storage.interface import SelectHints
 from watchkeeper.template.gofmt import go_quote
@@ -285,11 +286,13 @@ class Api:
             timeout_s = duration_param(params.get("timeout"), "timeout") / 1000
         stats_param = params.get("stats", "")
         spent = [math.inf]
+        origin = http_request_origin(request.remote or "", request.method, request.path)
 
         def work() -> tuple[bytes, Iterator[bytes] | None]:
             began = time.perf_counter()
             try:
-                result = run()
+                with query_origin(origin):
+                    result = run()
             except PromQLError as exc:
                 raise _map_promql_error(exc) from None
             warnings, infos = result.annotation_strings(params.get("query", ""))
