@@ -221,3 +221,89 @@ async def test_relabel_configs_drop_alertmanagers_which_are_listed_as_dropped() 
         "droppedAlertmanagers": [{"url": "http://127.0.0.1:9094/api/v2/alerts"}],
     }
     await notifier.stop()
+
+
+async def _wait_for_empty_queue(notifier: NotifierManager) -> None:
+    for _ in range(200):
+        if notifier.queue_length() == 0:
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_alerts_sent_before_any_alertmanager_is_discovered_count_as_neither_sent_nor_dropped(
+    tmp_path: Any,
+) -> None:
+    """As Prometheus 3.5 on start-up: discovery has not reported, the batch goes nowhere."""
+    receiver = Receiver()
+    await receiver.start()
+    sd = tmp_path / "ams.yml"  # Missing for now: discovery finds no Alertmanager.
+    cfg = AlertingConfig.model_validate(
+        {"alertmanagers": [{"file_sd_configs": [{"files": [str(sd)]}], "path_prefix": "/prefix"}]}
+    )
+    registry = Registry()
+    notifier = _notifier(NotifierOptions(retries=0), registry)
+    await notifier.apply_config(cfg, {})
+    notifier.start()
+    try:
+        notifier.send([_alert("Early")])
+        await _wait_for_empty_queue(notifier)
+        assert notifier.queue_length() == 0
+        assert notifier.m_dropped.value == 0
+        sd.write_text(f"- targets: ['127.0.0.1:{receiver.port}']\n")
+        for _ in range(200):
+            if notifier.alertmanagers()["activeAlertmanagers"]:
+                break
+            await asyncio.sleep(0.01)
+        notifier.send([_alert("Late")])
+        await asyncio.wait_for(receiver.got.wait(), 5)
+    finally:
+        await notifier.stop()
+        await receiver.stop()
+    assert [[a["labels"]["alertname"] for a in body] for body in receiver.bodies] == [["Late"]]
+    url = f"http://127.0.0.1:{receiver.port}/prefix/api/v2/alerts"
+    text = registry.render().decode()
+    assert f'prometheus_notifications_sent_total{{alertmanager="{url}"}} 1' in text
+    assert f'prometheus_notifications_errors_total{{alertmanager="{url}"}} 0' in text
+    assert "prometheus_notifications_dropped_total 0" in text
+
+
+async def test_a_batch_one_set_of_alertmanagers_refused_is_dropped_even_if_another_took_it() -> (
+    None
+):
+    """Prometheus counts a batch as dropped unless every set that was tried took it."""
+    receiver = Receiver()
+    await receiver.start()
+    ok = _alerting(receiver.port).alertmanagers[0]
+    refusing = _alerting(1).alertmanagers[0]
+    notifier = _notifier(NotifierOptions(retries=0))
+    await _configure(notifier, AlertingConfig(alertmanagers=[ok, refusing]), {})
+    try:
+        notifier.send([_alert("A"), _alert("B")])
+        await asyncio.wait_for(receiver.got.wait(), 5)
+        for _ in range(200):
+            if notifier.m_dropped.value:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await notifier.stop()
+        await receiver.stop()
+    assert len(receiver.bodies) == 1
+    assert notifier.m_errors.labels("http://127.0.0.1:1/prefix/api/v2/alerts").value == 2
+    assert notifier.m_dropped.value == 2
+
+
+async def test_a_set_whose_alert_relabelling_drops_the_whole_batch_is_not_a_failure() -> None:
+    cfg = _alerting(
+        1,
+        alert_relabel_configs=[{"source_labels": ["alertname"], "regex": "A", "action": "drop"}],
+    )
+    notifier = _notifier(NotifierOptions(retries=0))
+    await _configure(notifier, cfg, {})
+    try:
+        notifier.send([_alert("A")])
+        await _wait_for_empty_queue(notifier)
+        await asyncio.sleep(0.05)
+    finally:
+        await notifier.stop()
+    assert notifier.m_dropped.value == 0
+    assert notifier.m_errors.labels("http://127.0.0.1:1/prefix/api/v2/alerts").value == 0

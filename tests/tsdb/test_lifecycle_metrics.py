@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from watchkeeper.instrument.metrics import Registry
+from watchkeeper.model.labels import Labels
 from watchkeeper.tsdb.db import LOCK_FILENAME, TSDB
 from watchkeeper.tsdb.lifecycle_metrics import TsdbLifecycleMetrics
 from watchkeeper.tsdb.options import TsdbOptions
@@ -59,3 +61,21 @@ def test_writing_a_block_shows_while_it_lasts_even_when_it_fails() -> None:
     with metrics.truncating_wal():
         pass
     assert metrics.wal_truncate_duration.count == 1
+
+
+def test_wal_fsync_durations_are_a_summary_with_prometheus_quantiles(tmp_path: Path) -> None:
+    registry = Registry()
+    db = TSDB.open(tmp_path, TsdbOptions(wal_fsync_interval_ms=0), registry=registry)
+    try:
+        with db.appender() as app:
+            refs = app.refs([Labels.from_strings("__name__", "up")])
+            app.append(refs, np.array([1_000], np.int64), np.array([1.0]))
+    finally:
+        db.close()
+    text = registry.render().decode()
+    assert "# TYPE prometheus_tsdb_wal_fsync_duration_seconds summary" in text
+    for quantile in ("0.5", "0.9", "0.99"):
+        line = f'prometheus_tsdb_wal_fsync_duration_seconds{{quantile="{quantile}"}} '
+        assert line in text
+        assert float(text.partition(line)[2].partition("\n")[0]) >= 0, "one fsync was observed"
+    assert _gauge(registry, "prometheus_tsdb_wal_fsync_duration_seconds_count") >= 1

@@ -30,6 +30,7 @@ from watchkeeper.web.api.v1.deps import (
     ApiDeps,
     DroppedTarget,
     MetricMetadataEntry,
+    ReadyStatus,
     RuleGroupInfo,
     RuleInfo,
 )
@@ -497,14 +498,14 @@ async def test_lifecycle_reload_and_quit_call_the_server(make_client: MakeClient
 
 
 async def test_health_readiness_and_metrics(make_client: MakeClient) -> None:
-    ready = [False]
+    ready = [ReadyStatus.NOT_READY]
     deps = make_api_deps(_storage(), ready=lambda: ready[0])
     deps.registry.counter("watchkeeper_test_total", "A test counter.").inc()
     client = await make_client(deps)
     assert (await client.get("/-/healthy")).status == 200
     assert (await client.get("/-/ready")).status == 503
     assert (await client.get("/api/v1/query", params={"query": "1"})).status == 503
-    ready[0] = True
+    ready[0] = ReadyStatus.READY
     resp = await client.get("/-/ready")
     assert (resp.status, await resp.text()) == (200, "Prometheus Server is Ready.\n")
     text = await (await client.get("/metrics")).text()

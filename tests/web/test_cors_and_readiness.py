@@ -22,6 +22,7 @@ from watchkeeper.testing.peers import peer_binary
 from watchkeeper.testing.process import ServerProcess, free_port
 from watchkeeper.testing.storage import MemoryStorage
 from watchkeeper.testing.web import ApiServerThread, make_api_deps
+from watchkeeper.web.api.v1.deps import ReadyStatus
 from watchkeeper.web.app import WebOptions, create_app
 
 Client = TestClient[web.Request, web.Application]
@@ -46,7 +47,9 @@ def _cors_headers(headers: CIMultiDictProxy[str]) -> dict[str, str]:
     }
 
 
-async def _client(aiohttp_client: AiohttpClient, *, ready: bool = True) -> Client:
+async def _client(
+    aiohttp_client: AiohttpClient, *, ready: ReadyStatus = ReadyStatus.READY
+) -> Client:
     db = MemoryStorage()
     lbls = [
         Labels.from_dict({"__name__": "big", "i": str(i), "pad": "x" * 400}) for i in range(3000)
@@ -101,10 +104,13 @@ async def test_cors_follows_prometheus_for_other_origins_errors_and_unknown_path
     assert (preflight.status, _cors_headers(preflight.headers)) == (204, CORS)
 
 
+@pytest.mark.parametrize("status", [ReadyStatus.NOT_READY, ReadyStatus.STOPPING])
 async def test_notifications_and_wal_replay_status_are_served_while_not_ready(
-    aiohttp_client: AiohttpClient,
+    aiohttp_client: AiohttpClient, status: ReadyStatus
 ) -> None:
-    client = await _client(aiohttp_client, ready=False)
+    """Starting or stopping, the same paths answer; only the stopping 503s say it in a header."""
+    client = await _client(aiohttp_client, ready=status)
+    stopping_header = {"X-Prometheus-Stopping": "true"} if status is ReadyStatus.STOPPING else {}
     listed = await client.get("/api/v1/notifications", headers={"Origin": ORIGIN})
     assert listed.status == 200
     assert (await listed.json())["status"] == "success"
@@ -124,6 +130,8 @@ async def test_notifications_and_wal_replay_status_are_served_while_not_ready(
         resp = await client.request(method, path, headers={"Origin": ORIGIN})
         assert (resp.status, await resp.text()) == (503, "Service Unavailable"), path
         assert _cors_headers(resp.headers) == {}, path
+        stopping = {k: v for k, v in resp.headers.items() if k == "X-Prometheus-Stopping"}
+        assert stopping == stopping_header, path
     assert (await client.get("/api/v1/nothing")).status == 404
     assert (await client.get("/-/healthy")).status == 200
     assert (await client.get("/metrics")).status == 200

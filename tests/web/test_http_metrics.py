@@ -90,3 +90,27 @@ async def test_queries_through_the_api_show_in_the_engine_metrics(
     assert metrics["prometheus_engine_queries"] == 0
     assert metrics["prometheus_engine_queries_concurrent_max"] == 20
     assert metrics["prometheus_web_federation_errors_total"] == 0
+
+
+async def test_range_queries_time_the_sort_of_their_result_as_prometheus(
+    aiohttp_client: AiohttpClient,
+) -> None:
+    """result_sort counts each range query (its matrix is sorted by labels), not instant ones."""
+    client = await _client(aiohttp_client)
+    start_s = NOW_MS // 1000 - 60
+    range_params = {"start": str(start_s), "end": str(start_s + 60), "step": "15"}
+    for query in ('label_replace(vector(1), "a", "x", "", "")', "vector(2)"):
+        resp = await client.get("/api/v1/query_range", params={"query": query, **range_params})
+        assert resp.status == 200
+    resp = await client.get(
+        "/api/v1/query_range", params={"query": "time()", "stats": "all", **range_params}
+    )
+    timings = (await resp.json())["data"]["stats"]["timings"]
+    assert timings["resultSortTime"] > 0
+    assert (await client.get("/api/v1/query", params={"query": "vector(1)"})).status == 200
+    metrics = await _metrics(client)
+    assert metrics['prometheus_engine_query_duration_seconds_count{slice="result_sort"}'] == 3
+    assert metrics['prometheus_engine_query_duration_seconds_count{slice="inner_eval"}'] == 4
+    assert (
+        metrics['prometheus_engine_query_duration_seconds{slice="result_sort",quantile="0.5"}'] > 0
+    )

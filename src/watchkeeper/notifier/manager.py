@@ -3,7 +3,8 @@
 `send` never blocks: it relabels alerts (external labels, alert_relabel_configs), appends
 them to the queue and drops the oldest past capacity. A background task posts batches to
 every discovered Alertmanager in parallel through API v2 (POST /api/v2/alerts); a batch
-that no Alertmanager accepted is counted as dropped, as in Prometheus.
+that some set of Alertmanagers tried and none of them accepted is counted as dropped, as in
+Prometheus (a set with no Alertmanager discovered yet is skipped: the batch is not kept).
 """
 
 from __future__ import annotations
@@ -302,11 +303,20 @@ class NotifierManager:
                 return
 
     async def send_all(self, alerts: Sequence[NotifierAlert]) -> bool:
-        """Posts alerts to every Alertmanager in parallel; True when at least one took them."""
+        """Posts alerts to every Alertmanager in parallel; False when a set took none of them.
+
+        As Prometheus 3.5, a set with no Alertmanager yet (discovery has not reported, as on
+        start-up) or whose alert relabelling drops every alert is skipped, not failed: the
+        batch then counts neither as sent nor as dropped. A set that was tried succeeds when
+        any one of its Alertmanagers took the batch.
+        """
         if not alerts:
             return True
         jobs: list[Coroutine[Any, Any, bool]] = []
-        for s in list(self._sets):
+        set_of_job: list[int] = []
+        for set_index, s in enumerate(list(self._sets)):
+            if not s.active:
+                continue
             batch = list(alerts)
             if s.alert_relabel:
                 batch = []
@@ -322,16 +332,17 @@ class NotifierManager:
                     continue
             body = orjson.dumps([a.to_api() for a in batch])
             jobs.extend(self._post(s, t.url, body, len(batch)) for t in s.active)
-        if not jobs:
-            return False
+            set_of_job.extend(set_index for _ in s.active)
         results = await asyncio.gather(*jobs)
-        return any(results)
+        covered = {i for i, ok in zip(set_of_job, results, strict=True) if ok}
+        return covered == set(set_of_job)
 
     async def _post(self, aset: AlertmanagerSet, url: str, body: bytes, count: int) -> bool:
+        start = time.perf_counter()
         session = aset.session
         if session is None or session.closed:
-            return False
-        start = time.perf_counter()
+            # NB: a reload closed this set's client while the batch was on its way.
+            return self._count_attempt(url, count, start, "client closed by a config reload")
         for attempt in range(self.options.retries + 1):
             try:
                 headers = {}
@@ -349,17 +360,23 @@ class NotifierManager:
                 if attempt < self.options.retries and not self._stopping:
                     await asyncio.sleep(self.options.retry_backoff_s * 2**attempt)
                     continue
-                log.error("sending alerts failed: alertmanager=%s count=%d err=%s", url, count, exc)
-                self.m_errors.labels(url).inc(count)
-                # As Prometheus: sent and latency count every attempt, failed or not.
-                self.m_latency.labels(url).observe(time.perf_counter() - start)
-                self.m_sent.labels(url).inc(count)
-                return False
+                return self._count_attempt(url, count, start, str(exc))
             else:
-                self.m_latency.labels(url).observe(time.perf_counter() - start)
-                self.m_sent.labels(url).inc(count)
-                return True
+                return self._count_attempt(url, count, start, None)
         return False  # pragma: no cover - the loop always returns
+
+    def _count_attempt(self, url: str, count: int, start: float, error: str | None) -> bool:
+        """Counts one batch to one Alertmanager; True when it was accepted.
+
+        As Prometheus: sent and latency count every attempt, failed or not, and a failed
+        one also counts its alerts as errors.
+        """
+        if error is not None:
+            log.error("sending alerts failed: alertmanager=%s count=%d err=%s", url, count, error)
+            self.m_errors.labels(url).inc(count)
+        self.m_latency.labels(url).observe(time.perf_counter() - start)
+        self.m_sent.labels(url).inc(count)
+        return error is None
 
     async def stop(self) -> None:
         """Stops sending (draining the queue first when drain_on_shutdown) and closes clients."""

@@ -122,7 +122,9 @@ class TsdbMetrics:
             "Total number of checkpoint deletions attempted.",
         )
         self.wal_fsync_duration = r.summary(
-            "prometheus_tsdb_wal_fsync_duration_seconds", "Duration of write log fsync."
+            "prometheus_tsdb_wal_fsync_duration_seconds",
+            "Duration of write log fsync.",
+            objectives=(0.5, 0.9, 0.99),
         )
         self.wal_writes_failed = r.counter(
             "prometheus_tsdb_wal_writes_failed_total",
@@ -155,7 +157,7 @@ class TsdbMetrics:
         )
         self.compactions_skipped = r.counter(
             "prometheus_tsdb_compactions_skipped_total",
-            "Total number of skipped compactions due to overlap.",
+            "Total number of skipped compactions due to disabled auto compaction.",
         )
         self.blocks_loaded = r.gauge(
             "prometheus_tsdb_blocks_loaded", "Number of currently loaded data blocks"

@@ -30,7 +30,7 @@ from watchkeeper.config.webconfig import (
 )
 from watchkeeper.model.labels import EMPTY_LABELS
 from watchkeeper.web.api.v1.api import Api, ApiOptions, error_body
-from watchkeeper.web.api.v1.deps import ApiDeps
+from watchkeeper.web.api.v1.deps import ApiDeps, ReadyStatus
 from watchkeeper.web.api.v1.errors import ApiError
 from watchkeeper.web.federate import federate_handler
 from watchkeeper.web.metrics import federation_errors, instrument_app
@@ -121,7 +121,17 @@ def _compress(request: web.Request, response: web.StreamResponse) -> None:
             response.enable_compression(ContentCoding.deflate)
 
 
-def _error_middleware(prefix: str, ready: Callable[[], bool]) -> Middleware:
+def _service_unavailable(status: ReadyStatus) -> web.Response:
+    """Prometheus's 503 while not ready; only a stopping server says so in a header.
+
+    NB: Prometheus also means to send "false" while starting, but sets it after writing the
+    status line, so no header goes out then.
+    """
+    headers = {"X-Prometheus-Stopping": "true"} if status is ReadyStatus.STOPPING else None
+    return web.Response(status=503, text="Service Unavailable", headers=headers)
+
+
+def _error_middleware(prefix: str, ready: Callable[[], ReadyStatus]) -> Middleware:
     api_prefix = prefix + "/api/"
     api_v1 = prefix + "/api/v1"
     served_while_not_ready = {api_v1 + path for path in _SERVED_WHILE_NOT_READY}
@@ -139,8 +149,9 @@ def _error_middleware(prefix: str, ready: Callable[[], bool]) -> Middleware:
         )
         if routed and (is_api or path == federate):
             gated = request.method == "OPTIONS" or path not in served_while_not_ready
-            if gated and not ready():
-                return web.Response(status=503, text="Service Unavailable")
+            status = ready() if gated else ReadyStatus.READY
+            if status is not ReadyStatus.READY:
+                return _service_unavailable(status)
             if is_api and path not in without_cors:
                 request[_CORS_KEY] = True
         try:
@@ -239,8 +250,9 @@ def create_app(
         return web.Response(text=f"{options.app_name} is Healthy.\n")
 
     async def ready(request: web.Request) -> web.StreamResponse:
-        if not deps.ready():
-            return web.Response(status=503, text="Service Unavailable")
+        status = deps.ready()
+        if status is not ReadyStatus.READY:
+            return _service_unavailable(status)
         return web.Response(text=f"{options.app_name} is Ready.\n")
 
     async def reload(request: web.Request) -> web.StreamResponse:

@@ -9,6 +9,7 @@ queryable is optional: a missing one answers as an idle Prometheus does (empty l
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -306,8 +307,26 @@ Reloader = Callable[[], Awaitable[None]]
 """Reloads the configuration; raises with the reason when the new config is refused."""
 
 
-def _always_ready() -> bool:
-    return True
+class ReadyStatus(enum.Enum):
+    """Where the server is in its life, as Prometheus's web handler tracks it."""
+
+    NOT_READY = "not ready"
+    """Starting: storage and configuration are not loaded yet."""
+    READY = "ready"
+    """Serving every endpoint."""
+    STOPPING = "stopping"
+    """Shutting down: 503 answers say so with `X-Prometheus-Stopping: true`."""
+
+    @classmethod
+    def of(cls, ready: bool, *, stopping: bool) -> ReadyStatus:
+        """The status of a server that is `ready` or not, and `stopping` or not."""
+        if stopping:
+            return cls.STOPPING
+        return cls.READY if ready else cls.NOT_READY
+
+
+def _always_ready() -> ReadyStatus:
+    return ReadyStatus.READY
 
 
 @dataclass(slots=True)
@@ -328,4 +347,4 @@ class ApiDeps:
     exemplars: ExemplarQueryable | None = None
     registry: Registry = field(default_factory=Registry)
     clock: Clock = field(default_factory=SystemClock)
-    ready: Callable[[], bool] = _always_ready
+    ready: Callable[[], ReadyStatus] = _always_ready
