@@ -11,15 +11,14 @@ import pytest
 
 from watchkeeper.instrument.metrics import Registry
 from watchkeeper.model.labels import Labels
+from watchkeeper.model.timefmt import format_date_ms, format_rfc3339_ns
 from watchkeeper.promql.engine import Engine, EngineOptions
 from watchkeeper.promql.errors import EvaluationError, ParseError
 from watchkeeper.promql.querylog import (
     LoggedQuery,
     QueryLogFile,
     QueryLogOpenError,
-    format_date_ms,
     format_line,
-    format_rfc3339_nano,
     http_request_origin,
     query_origin,
     rule_group_origin,
@@ -204,7 +203,7 @@ def test_strings_are_escaped_as_go_escapes_them() -> None:
 
 def test_times_outside_python_datetime_range_are_formatted_as_go_does() -> None:
     assert format_date_ms(1_000_000_000_000_000) == "33658-09-27T01:46:40.000Z"
-    assert format_rfc3339_nano(0) == "1970-01-01T00:00:00Z"
+    assert format_rfc3339_ns(0) == "1970-01-01T00:00:00Z"
 
 
 def test_a_batch_of_same_shaped_rules_is_logged_once_as_the_query_evaluated(

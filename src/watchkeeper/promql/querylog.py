@@ -16,7 +16,6 @@ are on disk when the query ends, and a file renamed by logrotate is let go at th
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import time
@@ -29,6 +28,7 @@ from typing import Final
 
 import orjson
 
+from watchkeeper.model.timefmt import format_date_ms, format_rfc3339_ns
 from watchkeeper.promql.value import QueryStats
 
 LOG_SOURCE: Final = "engine.py"
@@ -160,7 +160,7 @@ def format_line(entry: LoggedQuery, now_ns: int) -> str:
     end = format_date_ms(entry.end_ms)
     start = end if entry.start_ms == entry.end_ms else format_date_ms(entry.start_ms)
     parts = [
-        f'{{"time":"{format_rfc3339_nano(now_ns)}","level":"INFO","source":"{LOG_SOURCE}",'
+        f'{{"time":"{format_rfc3339_ns(now_ns)}","level":"INFO","source":"{LOG_SOURCE}",'
         f'"msg":"promql query logged","params":{{"end":"{end}",'
         f'"query":{_json_string(entry.query)},"start":"{start}",'
         # NB: Prometheus writes the step in whole seconds, truncated.
@@ -228,51 +228,3 @@ def _go_json_float(value: float) -> str:
     if "e" in text:
         text = format(Decimal(text), "f")
     return text.removesuffix(".0")
-
-
-def _civil_from_days(days: int) -> tuple[int, int, int]:
-    """Days since 1970-01-01 as a proleptic Gregorian (year, month, day), any year."""
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    month = mp + 3 if mp < 10 else mp - 9
-    year = yoe + era * 400 + (1 if month <= 2 else 0)
-    return year, month, doy - (153 * mp + 2) // 5 + 1
-
-
-@functools.lru_cache(maxsize=64)
-def _format_day(days: int) -> str:
-    year, month, day = _civil_from_days(days)
-    year_text = f"{year:04d}" if year >= 0 else f"-{-year:04d}"
-    return f"{year_text}-{month:02d}-{day:02d}"
-
-
-def _format_seconds(seconds: int) -> str:
-    days, rem = divmod(seconds, 86400)
-    return f"{_format_day(days)}T{rem // 3600:02d}:{rem // 60 % 60:02d}:{rem % 60:02d}"
-
-
-def format_date_ms(ms: int) -> str:
-    """A query time as Prometheus logs it: UTC with exactly three fractional digits.
-
-    Example:
-        >>> format_date_ms(1_700_000_000_123), format_date_ms(-1500)
-        ('2023-11-14T22:13:20.123Z', '1969-12-31T23:59:58.500Z')
-    """
-    seconds, millis = divmod(ms, 1000)
-    return f"{_format_seconds(seconds)}.{millis:03d}Z"
-
-
-def format_rfc3339_nano(ns: int) -> str:
-    """A wall time as Go's RFC3339Nano in UTC (trailing zeros of the fraction dropped).
-
-    Example:
-        >>> format_rfc3339_nano(1_700_000_000_120_000_000)
-        '2023-11-14T22:13:20.12Z'
-    """
-    seconds, nanos = divmod(ns, 1_000_000_000)
-    fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
-    return f"{_format_seconds(seconds)}{fraction}Z"

@@ -29,6 +29,7 @@ from watchkeeper.instrument.metrics import Registry
 from watchkeeper.model.clock import SYSTEM_CLOCK, Clock
 from watchkeeper.model.labels import Labels
 from watchkeeper.model.matchers import Matcher, matches_all
+from watchkeeper.model.timefmt import format_rfc3339_ms, format_rfc3339_ns
 from watchkeeper.notifier.alert import NotifierAlert
 from watchkeeper.promql.batch import QueryBatch, plan_batches, split_vector
 from watchkeeper.promql.errors import EvaluationError, PromQLError
@@ -40,13 +41,7 @@ from watchkeeper.rules.files import load_rule_files
 from watchkeeper.rules.group import Group, GroupOptions, NotifyFunc, Rule
 from watchkeeper.rules.metrics import RuleMetrics
 from watchkeeper.rules.recording import RecordingRule
-from watchkeeper.rules.rule import (
-    InstantVector,
-    QueryFunc,
-    format_go_exp,
-    format_rfc3339_ms,
-    format_rfc3339_ns,
-)
+from watchkeeper.rules.rule import InstantVector, QueryFunc, format_go_exp
 from watchkeeper.storage.interface import Appendable, Queryable
 
 log = logging.getLogger(__name__)

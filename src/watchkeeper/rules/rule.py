@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import enum
 import math
 from collections.abc import Callable
@@ -81,21 +80,3 @@ def format_go_exp(value: float) -> str:
     digits = np.format_float_scientific(value, unique=True, trim="-", exp_digits=2)
     mantissa, exp = digits.split("e")
     return f"{mantissa.removesuffix('.')}e{exp}"
-
-
-def format_rfc3339_ns(ns: int) -> str:
-    """Formats a nanosecond timestamp as Go's time.Time JSON (RFC 3339 nano, trimmed)."""
-    seconds, nanos = divmod(ns, 1_000_000_000)
-    stamp = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    if nanos:
-        stamp += "." + f"{nanos:09d}".rstrip("0")
-    return stamp + "Z"
-
-
-def format_rfc3339_ms(ms: int) -> str:
-    """Formats a millisecond timestamp as Go's time.Time JSON (RFC 3339, UTC, trimmed nanos)."""
-    seconds, millis = divmod(ms, 1000)
-    stamp = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    if millis:
-        stamp += "." + f"{millis:03d}".rstrip("0")
-    return stamp + "Z"

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Final
 
 from watchkeeper.instrument.metrics import Registry
-from watchkeeper.rules.rule import format_rfc3339_ns
+from watchkeeper.model.timefmt import format_rfc3339_ns
 from watchkeeper.web.api.v1.deps import Notification
 
 CONFIGURATION_UNSUCCESSFUL: Final = "Configuration reload has failed."

@@ -15,6 +15,7 @@ from typing import Final
 
 from watchkeeper.model.duration import DurationError, parse_duration_ms
 from watchkeeper.model.matchers import InvalidMatcherError, Matcher
+from watchkeeper.model.timefmt import format_rfc3339_ns
 from watchkeeper.promql import ast
 from watchkeeper.promql.errors import ParseError
 from watchkeeper.promql.parser import parse_expr
@@ -37,30 +38,9 @@ _INT_RE: Final = re.compile(r"[+-]?\d+\Z")
 _EMPTY_MATCHERS: Final = "match[] must contain at least one non-empty matcher"
 
 
-def _civil_from_days(days: int) -> tuple[int, int, int]:
-    """Converts days since 1970-01-01 to a proleptic Gregorian (year, month, day)."""
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    y = yoe + era * 400
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + 3 if mp < 10 else mp - 9
-    return (y + 1 if m <= 2 else y), m, d
-
-
-def _format_rfc3339(seconds: int, nanos: int) -> str:
-    days, rem = divmod(seconds, 86400)
-    y, m, d = _civil_from_days(days)
-    frac = f".{nanos:09d}".rstrip("0") if nanos else ""
-    return f"{y:04d}-{m:02d}-{d:02d}T{rem // 3600:02d}:{rem // 60 % 60:02d}:{rem % 60:02d}{frac}Z"
-
-
-MIN_TIME_TEXT: Final = _format_rfc3339(_MIN_TIME_S, 0)
+MIN_TIME_TEXT: Final = format_rfc3339_ns(_MIN_TIME_S * 1_000_000_000)
 """MinTime as Prometheus prints it (RFC 3339); accepted as a time parameter."""
-MAX_TIME_TEXT: Final = _format_rfc3339(_MAX_TIME_S, 999_999_999)
+MAX_TIME_TEXT: Final = format_rfc3339_ns(_MAX_TIME_S * 1_000_000_000 + 999_999_999)
 """MaxTime as Prometheus prints it (RFC 3339); accepted as a time parameter."""
 
 
