@@ -1,10 +1,13 @@
 """The web UI in a real browser (Debian's chromium driven by playwright) against a real server.
 
-Each test also saves a screenshot of its page to docs/screenshots/, which the docs show.
+Each test also takes a screenshot of its page; with WATCHKEEPER_UPDATE_SCREENSHOTS=1 they
+replace the ones in docs/screenshots/ that the docs show (otherwise a test run leaves the
+working tree as it found it).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +20,7 @@ from watchkeeper.testing.process import ServerProcess, free_port, wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+DOC_SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
 DIST = Path(__file__).resolve().parents[3] / "src/watchkeeper/web/ui/dist/app.js"
 
 RULES = """
@@ -100,8 +103,11 @@ def page(server: str) -> Iterator[Page]:
 
 
 def _shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    if os.environ.get("WATCHKEEPER_UPDATE_SCREENSHOTS") == "1":
+        DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(DOC_SCREENSHOTS / f"{name}.png"))
+    else:
+        assert page.screenshot(), f"no screenshot of {name}"
 
 
 def test_typing_a_query_draws_a_graph_with_points(page: Page, server: str) -> None:
