@@ -13,6 +13,7 @@ from watchkeeper.promql import ast
 from watchkeeper.promql.aggregate import aggregate, go_g
 from watchkeeper.promql.binary import eval_binary
 from watchkeeper.promql.errors import EvaluationError
+from watchkeeper.promql.eval_info import eval_info
 from watchkeeper.promql.eval_select import (
     eval_matrix_selector,
     eval_vector_selector,
@@ -128,6 +129,11 @@ def eval_call(call: ast.Call, ctx: EvalContext) -> EvalValue:
             vec, sample_ts = eval_vector_selector(ctx, arg, want_timestamps=True)
             values = sample_ts / 1000.0
             return drop_name(VectorV(vec.labels, values, vec.present, vec.drop_name), ctx)
+    if name == "info":
+        # Its second argument selects info series itself: it is never evaluated as a vector.
+        enriched = eval_info(call, as_vector(evaluate(call.args[0], ctx)), ctx)
+        ctx.count_samples(int(enriched.present.sum()))
+        return enriched
     mi = _matrix_arg(call)
     if mi < 0:
         if name not in INSTANT_FUNCTIONS:

@@ -440,7 +440,11 @@ def _histogram_fraction(call: ast.Call, args: list[EvalValue], ctx: EvalContext)
 
 
 def _info(call: ast.Call, args: list[EvalValue], ctx: EvalContext) -> EvalValue:
-    return args[0]
+    """Never called: `info()` reads info series from storage (eval_info.py, via eval_node).
+
+    It stays in the table so every function of `signatures.FUNCTIONS` has an entry.
+    """
+    raise EvaluationError("internal error: info() is evaluated by eval_info, not as a function")
 
 
 INSTANT_FUNCTIONS: Final[dict[str, InstantFunction]] = {

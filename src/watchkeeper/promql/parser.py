@@ -52,6 +52,8 @@ class _Parser:
         self.i = 0
         self.experimental = experimental_functions
         self.duration_exprs = duration_expressions
+        self.label_selector_pos = -1
+        """Where info()'s label selector starts: it may match the empty label set."""
 
     # -- token helpers -------------------------------------------------------------------
     def peek(self, k: int = 0) -> Token:
@@ -268,7 +270,7 @@ class _Parser:
                     raise self.err(
                         pos, f'metric name must not be set twice: "{sel.name}" or "{m.value}"'
                     )
-        if all(m.matches_empty() for m in sel.matchers):
+        if pos != self.label_selector_pos and all(m.matches_empty() for m in sel.matchers):
             raise self.err(pos, "vector selector must contain at least one non-empty matcher")
 
     def call(self, name: str, pos: int) -> ast.Expr:
@@ -277,12 +279,12 @@ class _Parser:
             raise self.err(pos, f'unknown function with name "{name}"')
         if sig.experimental and not self.experimental:
             raise self.err(pos, f'function "{name}" is not enabled')
-        args = self.call_args("function call")
+        args = self.call_args("function call", label_selector_arg=1 if name == "info" else -1)
         node = ast.Call(name, tuple(args))
         self.check_call(node, pos, args)
         return self.mark(node, pos)
 
-    def call_args(self, context: str) -> list[ast.Expr]:
+    def call_args(self, context: str, *, label_selector_arg: int = -1) -> list[ast.Expr]:
         if not self.is_op("("):
             raise self.unexpected(self.peek(), context)
         self.next()
@@ -291,6 +293,8 @@ class _Parser:
         while not self.is_op(")"):
             if self.is_op(","):
                 raise self.unexpected(self.peek(), ctx)
+            if len(args) == label_selector_arg and self.is_op("{"):
+                self.label_selector_pos = self.peek().pos
             args.append(self.binary(0))
             if self.is_op(","):
                 comma = self.next()
@@ -321,6 +325,13 @@ class _Parser:
                     pos,
                     f"expected at most {na + sig.variadic} argument(s) in call to "
                     f'"{node.func}", got {len(args)}',
+                )
+        if node.func == "info" and len(args) > 1:
+            data_selector = args[1]
+            if isinstance(data_selector, ast.VectorSelector) and data_selector.name:
+                raise self.err(
+                    self.pos_of(data_selector),
+                    "expected label selectors only, got vector selector instead",
                 )
         for i, arg in enumerate(args):
             want = sig.arg_types[min(i, nargs - 1)]

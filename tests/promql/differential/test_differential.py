@@ -149,7 +149,47 @@ def generate_data(seed: int = SEED) -> list[SeriesData]:
             keep.insert(cut, keep[cut - 1] + 15_000)
             values.insert(cut, STALE_NAN)
         add({"__name__": "dt_gappy", "instance": inst}, keep, values)
+    data.extend(generate_info_data(seed))
     return data
+
+
+def generate_info_data(seed: int = SEED) -> list[SeriesData]:
+    """Series and info series (target_info, dt_node_info) for info().
+
+    Every series samples on one shared 15 s grid, so all are present at the same steps:
+    Prometheus 3.5 matches base and info series by their position in each step's vector,
+    which goes wrong when a series is missing at a step (fixed upstream in 3.7). The one
+    info series that stops (web/b's old target_info version) is created last in the first
+    batch, and its successor after it, with the same identity: 3.5 gets that right too.
+    """
+    rng = np.random.default_rng(seed + 1)
+    grid = list(range(T0, T0 + SPAN, 15_000))
+    ones = [1.0] * len(grid)
+    out: list[SeriesData] = []
+    for job, inst in itertools.product(("api", "web"), ("a", "b")):
+        walk = np.cumsum(rng.integers(0, 10, len(grid))).astype(float).tolist()
+        out.append(({"__name__": "dt_info_base", "job": job, "instance": inst}, grid, walk))
+    regions = {("api", "a"): "eu", ("api", "b"): "us", ("web", "a"): "eu", ("web", "c"): "ap"}
+    for (job, inst), region in regions.items():
+        out.append(
+            (
+                {"__name__": "target_info", "job": job, "instance": inst, "region": region},
+                grid,
+                ones,
+            )
+        )
+    for job, inst, kernel in (("api", "a", "6.1"), ("api", "b", "6.8"), ("web", "a", "6.8")):
+        labels = {"__name__": "dt_node_info", "job": job, "instance": inst, "kernel": kernel}
+        if (job, inst) == ("api", "a"):
+            labels["region"] = "us-east"  # conflicts with target_info's region
+        out.append((labels, grid, ones))
+    # web/b's target_info changes version at 60 min: the old series just stops, so for
+    # 5 minutes both are in the lookback window and the newer sample wins.
+    cut = grid.index(T0 + 60 * MIN)
+    for version, times in (("1", grid[: cut + 1]), ("2", grid[cut + 1 :])):
+        info = {"__name__": "target_info", "job": "web", "instance": "b", "region": "us"}
+        out.append((info | {"version": version}, times, [1.0] * len(times)))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,8 +418,29 @@ def generate_queries() -> list[str]:
         '{__name__=~"dt_temp.*",zone="y"}',
         "count by (__name__) ({job='api'})", f'sum by (job) ({{__name__=~"{C}|{G}"}})',
     ]  # fmt: skip
+    qs += INFO_QUERIES
     return list(dict.fromkeys(qs))
 
+
+IB = "dt_info_base"
+INFO_QUERIES = [
+    f"info({IB})", f'info({IB}, {{region=~".+"}})', f'info({IB}, {{region="eu"}})',
+    f'info({IB}, {{region!="eu"}})', f'info({IB}, {{version=~".+"}})',
+    f'info({IB}, {{__name__="target_info", version=~".*"}})',
+    f'info({IB}, {{__name__="dt_node_info"}})',
+    f'info({IB}, {{__name__="dt_node_info", kernel="6.8"}})',
+    f'info({IB}, {{__name__=~"target_info|dt_node_info", kernel=~".*", version=~".*"}})',
+    f'info({IB}, {{__name__=~".+_info"}})', f'info({IB}, {{__name__="dt_build_info"}})',
+    f'info({IB}, {{__name__=~".+_info", __name__!="dt_build_info"}})',
+    f'info({IB}, {{__name__="no_such_info", region=~".+"}})',
+    f"info(rate({IB}[5m]))", f"info(sum by (job, instance) ({IB}))", f"info(sum by (job) ({IB}))",
+    f"info({IB} offset 10m)", f'info({IB} @ {(T0 + 30 * MIN) // 1000}, {{region=~".+"}})',
+    f"info({IB} @ {(T0 + 30 * MIN) // 1000})", f"info({IB} @ start())",
+    f'info({IB}{{job="web"}} > 100)', f"info({IB}) * 2", f"sum by (region) (info({IB}))",
+    "info(target_info)", f'info({IB}, {{region=~"e.*"}})[10m:2m]',
+    f'max_over_time(info({IB}, {{version=~".+"}})[10m:1m])',
+]  # fmt: skip
+"""info() over dt_info_base, target_info and dt_node_info (see generate_info_data)."""
 
 QUERIES = generate_queries()
 INSTANT_TIMES = [T0 + 30 * MIN, T0 + 60 * MIN + 7_000, T0 + 118 * MIN, T0 + SPAN + 3 * MIN]
