@@ -17,9 +17,9 @@ from typing import Any, Final
 import cramjam
 import numpy as np
 import numpy.typing as npt
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
+from watchkeeper.model import protobuild as pb
 from watchkeeper.model.labels import METRIC_NAME, Labels
 from watchkeeper.model.matchers import InvalidMatcherError, Matcher, MatchType
 
@@ -157,26 +157,10 @@ class ReadRequest:
 
 def _build_messages() -> dict[str, Any]:
     """Builds the message classes of the remote protocol from hand-written descriptors."""
-    fdp = descriptor_pb2.FileDescriptorProto(
-        name="watchkeeper_remote.proto", package="prometheus", syntax="proto3"
-    )
-    f = descriptor_pb2.FieldDescriptorProto
-    opt, rep = f.LABEL_OPTIONAL, f.LABEL_REPEATED
-
-    def msg(name: str, *fields: tuple[str, int, int, int, str]) -> None:
-        m = fdp.message_type.add(name=name)
-        for fname, number, label, ftype, tname in fields:
-            fd = m.field.add(name=fname, number=number, label=label, type=ftype)
-            if tname:
-                fd.type_name = f".prometheus.{tname}"
-
-    msg_t, str_t, i64, dbl, i32 = (
-        f.TYPE_MESSAGE,
-        f.TYPE_STRING,
-        f.TYPE_INT64,
-        f.TYPE_DOUBLE,
-        f.TYPE_INT32,
-    )
+    proto = pb.ProtoFile("watchkeeper_remote.proto", "prometheus")
+    msg = proto.message
+    opt, rep = pb.OPTIONAL, pb.REPEATED
+    msg_t, str_t, i64, dbl, i32 = pb.MESSAGE, pb.STRING, pb.INT64, pb.DOUBLE, pb.INT32
     msg("Label", ("name", 1, opt, str_t, ""), ("value", 2, opt, str_t, ""))
     msg("Sample", ("value", 1, opt, dbl, ""), ("timestamp", 2, opt, i64, ""))
     msg(
@@ -191,7 +175,7 @@ def _build_messages() -> dict[str, Any]:
         ("samples", 2, rep, msg_t, "Sample"),
         ("exemplars", 3, rep, msg_t, "Exemplar"),
         # NB: histograms stay opaque bytes (wire-compatible): we count them, not decode them.
-        ("histograms", 4, rep, f.TYPE_BYTES, ""),
+        ("histograms", 4, rep, pb.BYTES, ""),
     )
     msg(
         "MetricMetadata",
@@ -218,7 +202,7 @@ def _build_messages() -> dict[str, Any]:
         ("start_ms", 3, opt, i64, ""),
         ("end_ms", 4, opt, i64, ""),
         ("grouping", 5, rep, str_t, ""),
-        ("by", 6, opt, f.TYPE_BOOL, ""),
+        ("by", 6, opt, pb.BOOL, ""),
         ("range_ms", 7, opt, i64, ""),
     )
     msg(
@@ -239,9 +223,9 @@ def _build_messages() -> dict[str, Any]:
     msg(
         "TimeSeriesRaw",
         ("labels", 1, rep, msg_t, "Label"),
-        ("samples", 2, rep, f.TYPE_BYTES, ""),
+        ("samples", 2, rep, pb.BYTES, ""),
         ("exemplars", 3, rep, msg_t, "Exemplar"),
-        ("histograms", 4, rep, f.TYPE_BYTES, ""),
+        ("histograms", 4, rep, pb.BYTES, ""),
     )
     msg(
         "WriteRequestRaw",
@@ -250,12 +234,7 @@ def _build_messages() -> dict[str, Any]:
     )
     msg("QueryResultRaw", ("timeseries", 1, rep, msg_t, "TimeSeriesRaw"))
     msg("ReadResponseRaw", ("results", 1, rep, msg_t, "QueryResultRaw"))
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(fdp)
-    return {
-        m.name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"prometheus.{m.name}"))
-        for m in fdp.message_type
-    }
+    return proto.classes()
 
 
 _MESSAGES: Final = _build_messages()

@@ -18,9 +18,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 import numpy as np
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
+from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
 
+from watchkeeper.model import protobuild as pb
 from watchkeeper.model.exposition.floats import format_openmetrics_float, go_quote
 from watchkeeper.model.exposition.types import (
     NO_TIMESTAMP,
@@ -45,25 +46,16 @@ _MAX_LENGTH_BYTES: Final = 5  # NB: Go's binary.MaxVarintLen32: longer length pr
 
 def _build_messages() -> dict[str, Any]:
     """Builds the io.prometheus.client message classes (proto2, as client_model's)."""
-    timestamp_file = descriptor_pb2.FileDescriptorProto()
-    timestamp_pb2.DESCRIPTOR.CopyToProto(timestamp_file)
-    fdp = descriptor_pb2.FileDescriptorProto(
-        name="watchkeeper_client_metrics.proto",
-        package="io.prometheus.client",
+    proto = pb.ProtoFile(
+        "watchkeeper_client_metrics.proto",
+        "io.prometheus.client",
         syntax="proto2",
-        dependency=[timestamp_file.name],
+        dependencies=(timestamp_pb2.DESCRIPTOR,),
     )
-    f = descriptor_pb2.FieldDescriptorProto
-    opt, rep = f.LABEL_OPTIONAL, f.LABEL_REPEATED
-    msg_t, str_t, dbl, u64 = f.TYPE_MESSAGE, f.TYPE_STRING, f.TYPE_DOUBLE, f.TYPE_UINT64
+    msg = proto.message
+    opt, rep = pb.OPTIONAL, pb.REPEATED
+    msg_t, str_t, dbl, u64 = pb.MESSAGE, pb.STRING, pb.DOUBLE, pb.UINT64
     ts_t = ".google.protobuf.Timestamp"
-
-    def msg(name: str, *fields: tuple[str, int, int, int, str]) -> None:
-        m = fdp.message_type.add(name=name)
-        for fname, number, label, ftype, tname in fields:
-            fd = m.field.add(name=fname, number=number, label=label, type=ftype)
-            if tname:
-                fd.type_name = tname if tname.startswith(".") else f".io.prometheus.client.{tname}"
 
     msg("LabelPair", ("name", 1, opt, str_t, ""), ("value", 2, opt, str_t, ""))
     msg("Gauge", ("value", 1, opt, dbl, ""))
@@ -88,15 +80,15 @@ def _build_messages() -> dict[str, Any]:
         ("sample_sum", 2, opt, dbl, ""),
         ("bucket", 3, rep, msg_t, "Bucket"),
         ("sample_count_float", 4, opt, dbl, ""),
-        ("schema", 5, opt, f.TYPE_SINT32, ""),
+        ("schema", 5, opt, pb.SINT32, ""),
         ("zero_threshold", 6, opt, dbl, ""),
         ("zero_count", 7, opt, u64, ""),
         ("zero_count_float", 8, opt, dbl, ""),
         ("negative_span", 9, rep, msg_t, "BucketSpan"),
-        ("negative_delta", 10, rep, f.TYPE_SINT64, ""),
+        ("negative_delta", 10, rep, pb.SINT64, ""),
         ("negative_count", 11, rep, dbl, ""),
         ("positive_span", 12, rep, msg_t, "BucketSpan"),
-        ("positive_delta", 13, rep, f.TYPE_SINT64, ""),
+        ("positive_delta", 13, rep, pb.SINT64, ""),
         ("positive_count", 14, rep, dbl, ""),
         ("created_timestamp", 15, opt, msg_t, ts_t),
         ("exemplars", 16, rep, msg_t, "Exemplar"),
@@ -108,7 +100,7 @@ def _build_messages() -> dict[str, Any]:
         ("exemplar", 3, opt, msg_t, "Exemplar"),
         ("cumulative_count_float", 4, opt, dbl, ""),
     )
-    msg("BucketSpan", ("offset", 1, opt, f.TYPE_SINT32, ""), ("length", 2, opt, f.TYPE_UINT32, ""))
+    msg("BucketSpan", ("offset", 1, opt, pb.SINT32, ""), ("length", 2, opt, pb.UINT32, ""))
     msg(
         "Exemplar",
         ("label", 1, rep, msg_t, "LabelPair"),
@@ -122,7 +114,7 @@ def _build_messages() -> dict[str, Any]:
         ("counter", 3, opt, msg_t, "Counter"),
         ("summary", 4, opt, msg_t, "Summary"),
         ("untyped", 5, opt, msg_t, "Untyped"),
-        ("timestamp_ms", 6, opt, f.TYPE_INT64, ""),
+        ("timestamp_ms", 6, opt, pb.INT64, ""),
         ("histogram", 7, opt, msg_t, "Histogram"),
     )
     msg(
@@ -131,19 +123,11 @@ def _build_messages() -> dict[str, Any]:
         ("help", 2, opt, str_t, ""),
         # NB: the MetricType enum as a plain varint (the same wire format), so an unknown
         # type reaches us as its number and fails as in Prometheus instead of reading as 0.
-        ("type", 3, opt, f.TYPE_INT32, ""),
+        ("type", 3, opt, pb.INT32, ""),
         ("metric", 4, rep, msg_t, "Metric"),
         ("unit", 5, opt, str_t, ""),
     )
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(timestamp_file)
-    pool.Add(fdp)
-    return {
-        m.name: message_factory.GetMessageClass(
-            pool.FindMessageTypeByName(f"io.prometheus.client.{m.name}")
-        )
-        for m in fdp.message_type
-    }
+    return proto.classes()
 
 
 MESSAGES: Final = _build_messages()
