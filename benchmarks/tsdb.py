@@ -38,8 +38,9 @@ import psutil
 from watchkeeper.model.labels import Labels
 from watchkeeper.model.matchers import Matcher, MatchType
 from watchkeeper.remote.codec import WriteBatch, encode_write_request
+from watchkeeper.storage.interface import SeriesSet
 from watchkeeper.testing.peers import peer_binary
-from watchkeeper.tsdb.block import block_dirs, open_blocks
+from watchkeeper.tsdb.block import block_dirs, open_blocks, write_block
 from watchkeeper.tsdb.compact import compact, exponential_ranges, plan_compaction
 from watchkeeper.tsdb.tools.importer import import_openmetrics
 
@@ -388,7 +389,13 @@ def bench_disk(tmp: Path, n_hosts: int, steps: int, t0: int, report: dict[str, o
     om.unlink()
     print(json.dumps(report, indent=1), flush=True)
 
-    # Read throughput: every series over the whole range, from the compacted blocks.
+    bench_read(ours, report)
+    shutil.rmtree(prom_dir, ignore_errors=True)
+    shutil.rmtree(ours, ignore_errors=True)
+
+
+def bench_read(ours: Path, report: dict[str, object]) -> None:
+    """Read throughput: every series over the whole range, from the compacted blocks."""
     blocks = open_blocks(ours)
     rates = []
     for _ in range(5):
@@ -421,7 +428,63 @@ def bench_disk(tmp: Path, n_hosts: int, steps: int, t0: int, report: dict[str, o
         report["read_samples_per_s_tsdb_merged"] = round(statistics.median(rates))
     except Exception as exc:
         report["read_samples_per_s_tsdb_merged"] = f"not measured: {exc!r}"
-    shutil.rmtree(prom_dir, ignore_errors=True)
+
+
+def bench_read_only(
+    tmp: Path, n_hosts: int, steps: int, t0: int, report: dict[str, object]
+) -> None:
+    """The read figure alone: the same data written straight into our 2 h blocks.
+
+    Skips the OpenMetrics text and both importers (most of a full run's hour); the blocks
+    are the ones `tsdb import` would write, compacted by the same planner.
+    """
+    fams = generate(n_hosts, steps)
+    offsets = np.random.default_rng(1).integers(0, STEP_MS, size=n_hosts)
+    labels: list[Labels] = []
+    rows: list[npt.NDArray[np.float64]] = []
+    hosts: list[int] = []
+    for fam in fams:
+        base = fam.name
+        for i, lbls in enumerate(fam.labels):
+            extra = lbls.get("__suffix__")
+            if fam.type == "histogram":
+                name = base + (extra or "_bucket")
+            else:
+                name = base + ("_total" if fam.type == "counter" else "")
+            labels.append(
+                Labels.from_dict(
+                    {"__name__": name} | {k: v for k, v in lbls.items() if k != "__suffix__"}
+                )
+            )
+            rows.append(fam.values[i])
+            hosts.append(int(fam.host[i]))
+    del fams
+    order = sorted(range(len(labels)), key=lambda i: labels[i])
+    values = np.stack([rows[i] for i in order])
+    host_of = np.array([hosts[i] for i in order], dtype=np.int64)
+    labels = [labels[i] for i in order]
+    del rows
+    stamps = t0 + offsets[host_of][:, None] + np.arange(steps, dtype=np.int64)[None, :] * STEP_MS
+    n = len(labels)
+    report.update(series=n, samples=n * steps)
+    ours = tmp / "ours"
+    t = time.perf_counter()
+    for lo in range(t0, t0 + steps * STEP_MS + STEP_MS, TWO_H):
+        inside = (stamps >= lo) & (stamps < lo + TWO_H)
+        counts = inside.sum(axis=1)
+        if not counts.any():
+            continue
+        offs = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=offs[1:])
+        series = SeriesSet(labels, offs, stamps[inside], values[inside])
+        write_block(ours, series, mint_ms=lo, maxt_ms=lo + TWO_H)
+    report["ours_write_blocks_s"] = round(time.perf_counter() - t, 1)
+    del values, stamps
+    gc.collect()
+    compact_ours(ours)
+    report["ours_blocks_after_compaction"] = len(block_dirs(ours))
+    report["ours_bytes_per_sample"] = round(dir_bytes(block_dirs(ours)) / (n * steps), 3)
+    bench_read(ours, report)
     shutil.rmtree(ours, ignore_errors=True)
 
 
@@ -580,6 +643,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     ap.add_argument("--skip-disk", action="store_true")
     ap.add_argument("--skip-head", action="store_true")
+    ap.add_argument(
+        "--read-only",
+        action="store_true",
+        help="only the read figure: data written straight into our blocks (no import)",
+    )
     args = ap.parse_args()
     n_hosts, hours = (10, 6) if args.quick else (97, 24)
     head_series = 20_000 if args.quick else 200_000
@@ -593,6 +661,10 @@ def main() -> None:
     }
     t0 = (int(time.time() * 1000) // TWO_H) * TWO_H - hours * 3_600_000
     try:
+        if args.read_only:
+            bench_read_only(tmp, n_hosts, steps, t0, report)
+            print(json.dumps(report, indent=1))
+            return
         if not args.skip_disk:
             bench_disk(tmp, n_hosts, steps, t0, report)
         append_series = 10_000
