@@ -37,7 +37,7 @@ from watchkeeper.promql.eval_types import (
     strip_names,
 )
 from watchkeeper.promql.functions import INSTANT_FUNCTIONS, absent_labels
-from watchkeeper.promql.kernels import RANGE_FUNCTIONS
+from watchkeeper.promql.kernels import RANGE_FUNCTIONS, deadline
 from watchkeeper.promql.signatures import FUNCTIONS
 
 _COUNTER_SUFFIXES = ("_total", "_sum", "_count", "_bucket")
@@ -182,9 +182,11 @@ def eval_range_function(call: ast.Call, mi: int, ctx: EvalContext) -> VectorV:
         # Prometheus regresses around the step time, not the window end (offset, @).
         params.append(ctx.steps)
     kernel = RANGE_FUNCTIONS[name]
-    out, present = kernel(
-        mat.timestamps_ms, mat.values, mat.lo, mat.hi, mat.eval_ts_ms, mat.range_ms, *params
-    )
+    with deadline(ctx.deadline):
+        out, present = kernel(
+            mat.timestamps_ms, mat.values, mat.lo, mat.hi, mat.eval_ts_ms, mat.range_ms, *params
+        )
+    ctx.check_deadline()
     vec = VectorV(list(mat.labels), out, present, mat.drop_name.copy())
     vec = vec.nonempty()
     if name in ("rate", "increase"):

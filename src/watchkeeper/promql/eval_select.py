@@ -229,13 +229,25 @@ def subquery_steps(ctx: EvalContext, sq: ast.SubqueryExpr) -> tuple[I64, I64]:
 def matrix_from_vector(
     vec: VectorV, inner_steps: I64, times: I64, range_ms: int, ctx: EvalContext
 ) -> MatrixV:
-    """Turns an inner evaluation into a range vector with windows ending at `times`."""
-    rows, cols = np.nonzero(vec.present)
-    counts = np.bincount(rows, minlength=len(vec.labels)).astype(np.int64)
-    offsets = np.zeros(len(vec.labels) + 1, dtype=np.int64)
+    """Turns an inner evaluation into a range vector with windows ending at `times`.
+
+    Works on flat indices: a subquery with a tiny step has millions of inner steps, and a
+    dense inner result (every series at every step) needs no index arrays at all.
+    """
+    n, k = vec.present.shape
+    counts = np.count_nonzero(vec.present, axis=1).astype(np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    ts = inner_steps[cols]
-    values = vec.values[rows, cols]
+    ctx.check_deadline()
+    if int(offsets[-1]) == n * k:
+        ts = np.tile(inner_steps, n) if n > 1 else inner_steps
+        values = vec.values.reshape(-1)
+    else:
+        flat = np.flatnonzero(vec.present)
+        ts = inner_steps[flat % k] if k else np.empty(0, dtype=np.int64)
+        values = vec.values.reshape(-1)[flat]
+        del flat
+    ctx.check_deadline()
     lo, hi = window_bounds(ts, offsets, times, range_ms)
     if len(vec.labels):
         ctx.count_samples(int((hi - lo).sum(axis=0).max()))

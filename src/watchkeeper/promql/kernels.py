@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from watchkeeper.promql.errors import EvaluationError
+from watchkeeper.promql.errors import EvaluationError, QueryTimeoutError
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -75,6 +78,36 @@ class RangeKernel(Protocol):
 
 
 # --------------------------------------------------------------------------------------------
+# The query deadline, checked between chunks of work.
+
+_DEADLINE: ContextVar[float] = ContextVar("kernel_deadline", default=math.inf)
+"""The `time.monotonic()` past which the running query has timed out (none by default)."""
+
+_COLUMNS_PER_CHECK = 256
+"""Columns of a fold between two deadline checks."""
+
+
+@contextmanager
+def deadline(monotonic_s: float) -> Iterator[None]:
+    """Lets kernels run inside it stop with the query's timeout error past `monotonic_s`.
+
+    Kernels keep the signature `RangeKernel` and check the deadline between chunks of work
+    (columns of a fold, chunks of windows), so one long call cannot outlive --query.timeout.
+    """
+    token = _DEADLINE.set(monotonic_s)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def check_deadline() -> None:
+    """Raises QueryTimeoutError when the query running this kernel is past its deadline."""
+    if time.monotonic() > _DEADLINE.get():
+        raise QueryTimeoutError("query execution")
+
+
+# --------------------------------------------------------------------------------------------
 # Window bounds and the column walk.
 
 
@@ -105,6 +138,10 @@ def window_bounds(
     if n_series <= 0 or n_steps == 0 or len(ts) == 0:
         base = np.broadcast_to(offs[:-1, None], (max(n_series, 0), n_steps)).copy()
         return base, base.copy()
+    if n_series * n_steps * _SEARCH_COST < len(ts) and n_series <= _FEW_SERIES:
+        # Few windows over many samples (a subquery with a tiny step): binary searches per
+        # series cost O(windows x log(samples)) instead of a pass over every sample.
+        return _window_bounds_by_series(ts, offs, steps, range_ms)
     if n_steps > 1 and bool((np.diff(steps) < 0).any()):
         return _window_bounds_unsorted(ts, offs, steps, range_ms)
     # Sample k enters hi from the first step t >= ts[k] on, and lo from the first step with
@@ -120,6 +157,27 @@ def window_bounds(
         counts += offs[:-1, None]
         bounds.append(counts)
     return bounds[0], bounds[1]
+
+
+_SEARCH_COST = 64
+"""Samples one binary search costs about as much as (window_bounds' pass per sample)."""
+
+_FEW_SERIES = 4096
+"""Most series for which window_bounds searches series by series."""
+
+
+def _window_bounds_by_series(
+    ts: IntArray, offs: IntArray, steps: IntArray, range_ms: int
+) -> tuple[IntArray, IntArray]:
+    """window_bounds by binary searches in each series' own samples (steps in any order)."""
+    n_series = len(offs) - 1
+    lo = np.empty((n_series, len(steps)), dtype=np.int64)
+    hi = np.empty((n_series, len(steps)), dtype=np.int64)
+    starts = steps - np.int64(range_ms)
+    for i, (a, b) in enumerate(zip(offs[:-1].tolist(), offs[1:].tolist(), strict=True)):
+        lo[i] = a + np.searchsorted(ts[a:b], starts, side="right")
+        hi[i] = a + np.searchsorted(ts[a:b], steps, side="right")
+    return lo, hi
 
 
 def _window_bounds_unsorted(
@@ -162,6 +220,8 @@ class _Chunk:
     def columns(self, first: int = 0) -> Iterator[tuple[int, int, IntArray]]:
         """Yields (j, k, flat sample index of position j in the first k windows)."""
         for j in range(first, len(self.active)):
+            if not j % _COLUMNS_PER_CHECK:
+                check_deadline()
             k = self.active[j]
             yield j, k, self.start[:k] + j
 
@@ -216,6 +276,7 @@ class _Windows:
         order = np.argsort(key, kind="stable")[::-1]
         c0 = 0
         while c0 < len(order):
+            check_deadline()
             size = max(1, min(_CHUNK_WINDOWS, max_elements // int(self.length[order[c0]])))
             pos = order[c0 : c0 + size]
             c0 += size
@@ -349,6 +410,8 @@ def _add_reset_corrections(
     begin = first_reset[order]
     acc = result[order]
     for j in range(int(counts[0])):
+        if not j % _COLUMNS_PER_CHECK:
+            check_deadline()
         k = int(np.count_nonzero(counts > j))
         acc[:k] = acc[:k] + values[resets[begin[:k] + j] - 1]
     result = result.copy()
@@ -683,55 +746,113 @@ _U = 2.0**-53
 """Unit roundoff of float64."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Partial:
+    """Sums of one part of each window: value, rounding-error bound, sum of magnitudes."""
+
+    total: FloatArray
+    bound: FloatArray
+    magnitude: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class _CompensatedPrefix:
+    """Prefix sums of rows restarting at each row, with TwoSum error prefixes.
+
+    `prefix + err_prefix` is exact up to the error prefix's own rounding, at most
+    `_U * slack`; `abs_prefix` bounds the magnitudes summed.
+    """
+
+    prefix: FloatArray
+    err_prefix: FloatArray
+    slack: FloatArray
+    abs_prefix: FloatArray
+
+    @classmethod
+    def of(cls, rows: FloatArray) -> _CompensatedPrefix:
+        """Prefix sums along axis 1 of a 2-D array of finite values."""
+        shape = (rows.shape[0], rows.shape[1] + 1)
+        prefix = np.zeros(shape)
+        np.cumsum(rows, axis=1, out=prefix[:, 1:])
+        before, after = prefix[:, :-1], prefix[:, 1:]
+        # TwoSum: before + x == after + err exactly.
+        b_virtual = after - before
+        err = (before - (after - b_virtual)) + (rows - b_virtual)
+        del b_virtual
+        err_prefix = np.zeros(shape)
+        np.cumsum(err, axis=1, out=err_prefix[:, 1:])
+        del err
+        slack = np.zeros(shape)
+        np.cumsum(np.abs(err_prefix[:, 1:]), axis=1, out=slack[:, 1:])
+        abs_prefix = np.zeros(shape)
+        np.cumsum(np.abs(rows), axis=1, out=abs_prefix[:, 1:])
+        return cls(prefix, err_prefix, slack, abs_prefix)
+
+    def part(self, row: IntArray, i: IntArray, j: IntArray) -> _Partial:
+        """The sum of elements i..j-1 of each given row."""
+        p, e, sl = self.prefix, self.err_prefix, self.slack
+        a = p[row, j] - p[row, i]
+        b = e[row, j] - e[row, i]
+        total = a + b
+        bound = _U * (np.abs(a) + np.abs(b) + np.abs(total) + sl[row, j] + sl[row, i])
+        width = float(self.prefix.shape[1])
+        magnitude = self.abs_prefix[row, j] * (1 + width * _U) - self.abs_prefix[row, i]
+        return _Partial(total, bound, magnitude)
+
+
 def _window_sums(values: FloatArray, w: _Windows) -> tuple[FloatArray, BoolArray]:
     """Window sums from compensated prefix sums, and where they provably match Kahan's.
 
     Prefix sums restart every `_BLOCK` samples; TwoSum recovers each rounding error, so
     prefix + error prefix is exact up to the error prefix's own rounding, which is bounded.
-    A window is accepted when it lies in one block, holds only finite values, cannot
-    overflow, and its error bound is below 1e-15 of the result, so that it agrees with
-    Prometheus's sequential Kahan sum to a few ulps; the rest need an exact fold.
+    A window spanning blocks adds its head (end of its first block), the whole blocks
+    between (from compensated prefix sums of block totals) and its tail: O(samples +
+    windows) for any window length. A window is accepted when it holds only finite values,
+    cannot overflow, and its error bound is below 1e-15 of the result, so that it agrees
+    with Prometheus's sequential Kahan sum to a few ulps; the rest need an exact fold.
     """
     n = len(values)
     n_blocks = max(1, -(-n // _BLOCK))
     finite = np.isfinite(values)
     x = np.zeros(n_blocks * _BLOCK)
     x[:n] = np.where(finite, values, 0.0)
-    x2 = x.reshape(n_blocks, _BLOCK)
-    prefix = np.zeros((n_blocks, _BLOCK + 1))
-    np.cumsum(x2, axis=1, out=prefix[:, 1:])
-    before, after = prefix[:, :-1], prefix[:, 1:]
-    # TwoSum: before + x == after + err exactly.
-    b_virtual = after - before
-    err = (before - (after - b_virtual)) + (x2 - b_virtual)
-    err_prefix = np.zeros_like(prefix)
-    np.cumsum(err, axis=1, out=err_prefix[:, 1:])
-    slack = np.zeros_like(prefix)
-    np.cumsum(np.abs(err_prefix[:, 1:]), axis=1, out=slack[:, 1:])
-    abs_prefix = np.zeros_like(prefix)
-    np.cumsum(np.abs(x2), axis=1, out=abs_prefix[:, 1:])
+    inner = _CompensatedPrefix.of(x.reshape(n_blocks, _BLOCK))
+    del x
     bad = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(~finite, out=bad[1:])
     nonzero = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(values != 0, out=nonzero[1:])
 
+    all_blocks = np.arange(n_blocks, dtype=np.int64)
+    whole = inner.part(all_blocks, np.zeros_like(all_blocks), np.full_like(all_blocks, _BLOCK))
+    outer = _CompensatedPrefix.of(whole.total[None, :])
+    bound_prefix = np.zeros(n_blocks + 1)
+    np.cumsum(whole.bound, out=bound_prefix[1:])
+    mag_prefix = np.zeros(n_blocks + 1)
+    np.cumsum(whole.magnitude, out=mag_prefix[1:])
+
     lo = w.start
     hi = w.start + w.length
-    block = lo // _BLOCK
-    same_block = block == (hi - 1) // _BLOCK
-    block = np.where(same_block, block, 0)
-    i_lo = np.where(same_block, lo - block * _BLOCK, 0)
-    i_hi = np.where(same_block, hi - block * _BLOCK, 0)
-    a = prefix[block, i_hi] - prefix[block, i_lo]
-    b = err_prefix[block, i_hi] - err_prefix[block, i_lo]
-    total = a + b
-    bound = _U * (np.abs(a) + np.abs(b) + np.abs(total) + slack[block, i_hi] + slack[block, i_lo])
-    # An upper bound of the window's sum of magnitudes, rounding of the prefix included.
-    magnitude = abs_prefix[block, i_hi] * (1 + _BLOCK * _U) - abs_prefix[block, i_lo]
+    first_block = lo // _BLOCK
+    last_block = (hi - 1) // _BLOCK
+    spans = last_block > first_block
+    head = inner.part(
+        first_block, lo - first_block * _BLOCK, np.where(spans, _BLOCK, hi - first_block * _BLOCK)
+    )
+    tail = inner.part(last_block, np.zeros_like(lo), np.where(spans, hi - last_block * _BLOCK, 0))
+    b_lo = np.where(spans, first_block + 1, 0)
+    b_hi = np.where(spans, last_block, 0)
+    row0 = np.zeros_like(lo)
+    mid = outer.part(row0, b_lo, b_hi)
+    mid_bound = mid.bound + (bound_prefix[b_hi] - bound_prefix[b_lo]) * (1 + n_blocks * _U)
+    mid_mag = (mag_prefix[b_hi] - mag_prefix[b_lo]) * (1 + n_blocks * _U)
+    partial = head.total + mid.total
+    total = partial + tail.total
+    bound = head.bound + mid_bound + tail.bound + _U * (np.abs(partial) + np.abs(total))
+    magnitude = head.magnitude + mid_mag + tail.magnitude
     count = w.length.astype(np.float64)
     ok = (
-        same_block
-        & (bad[hi] == bad[lo])
+        (bad[hi] == bad[lo])
         & (magnitude < 1e300)
         & (bound * 1.01 <= 1e-15 * np.abs(total))
         & (count * count * _U * _U * magnitude <= 1e-15 * np.abs(total))
@@ -792,12 +913,18 @@ def _mean_fold(values: FloatArray) -> Callable[[_Chunk, IntArray], FloatArray]:
 def _prefix_is_cheaper(values: FloatArray, w: _Windows, ns_per_sample: float) -> bool:
     """Tells whether a whole-array method beats the column fold for these windows.
 
-    Measured: a column fold costs ~8 ns per window position; whole-array methods cost
-    `ns_per_sample` per sample plus ~200 ns per window. Long, overlapping windows favour the
-    whole-array methods, short ones the fold.
+    Measured: a column fold costs ~8 ns per window position plus ~4 µs of interpreter time
+    per column (one column per position of the longest window of each chunk); whole-array
+    methods cost `ns_per_sample` per sample plus ~200 ns per window. Long, overlapping
+    windows, and few long windows (a subquery with a tiny step), favour the whole-array
+    methods; many short ones the fold.
     """
-    positions = float(w.length.sum()) if len(w) else 0.0
-    return positions * 8 > len(values) * ns_per_sample + len(w) * 200
+    if not len(w):
+        return False
+    positions = float(w.length.sum())
+    columns = max(float(w.length.max()), positions / _CHUNK_WINDOWS)
+    fold_ns = positions * 8 + columns * 4000
+    return fold_ns > len(values) * ns_per_sample + len(w) * 200
 
 
 @_quiet
