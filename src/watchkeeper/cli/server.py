@@ -38,6 +38,7 @@ from watchkeeper.instrument.metrics import Registry
 from watchkeeper.instrument.process import register_process_metrics
 from watchkeeper.model.clock import SYSTEM_CLOCK
 from watchkeeper.model.duration import format_duration_ms
+from watchkeeper.model.exposition.floats import go_quote
 from watchkeeper.model.labels import Labels
 from watchkeeper.notifier.manager import NotifierManager, NotifierOptions
 from watchkeeper.promql.engine import Engine, EngineOptions
@@ -51,7 +52,6 @@ from watchkeeper.rules.manager import (
 from watchkeeper.scrape.manager import ScrapeManager
 from watchkeeper.scrape.metrics import sd_metrics
 from watchkeeper.scrape.options import ScrapeOptions
-from watchkeeper.template.gofmt import go_quote
 from watchkeeper.tsdb.db import TSDB
 from watchkeeper.tsdb.options import TsdbOptions
 from watchkeeper.web import notifications

@@ -27,6 +27,7 @@ import aiohttp
 from multidict import CIMultiDict
 
 from watchkeeper.model.clock import SYSTEM_CLOCK, Clock
+from watchkeeper.model.exposition.floats import go_quote
 
 if TYPE_CHECKING:
     from watchkeeper.config.httpclient import HTTPClientConfig, OAuth2
@@ -231,10 +232,10 @@ class OAuth2TokenSource:
                 raise OAuth2Error(f"oauth2: cannot parse json: {exc}") from None
         code = fields.get("error", "")
         if code:
-            message = f"oauth2: {_go_quote(code)}"
+            message = f"oauth2: {go_quote(code)}"
             for extra in (fields.get("error_description", ""), fields.get("error_uri", "")):
                 if extra:
-                    message += f" {_go_quote(extra)}"
+                    message += f" {go_quote(extra)}"
             raise OAuth2Error(message)
         if failed:
             raise fetch_failure
@@ -372,11 +373,6 @@ def _connect_headers(cfg: OAuth2) -> CIMultiDict[str] | None:
         for value in values:
             headers.add(name, value)
     return headers
-
-
-def _go_quote(text: str) -> str:
-    """Quotes as Go's %q does for ordinary text."""
-    return json.dumps(text, ensure_ascii=False)
 
 
 def _os_error_text(exc: OSError) -> str:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from watchkeeper.config.yamlsource import ConfigError, LineDict, LineList, line_of, parse_yaml
+from watchkeeper.model.exposition.floats import go_quote
 
 
 class DurationSyntaxError(ValueError):
@@ -59,7 +60,7 @@ def parse_go_duration(text: str) -> int:
         while i < len(rest) and rest[i].isdigit():
             i += 1
         if i == 0:
-            raise DurationSyntaxError(f"not a valid duration string: {_go_quote(text)}")
+            raise DurationSyntaxError(f"not a valid duration string: {go_quote(text)}")
         digits, rest = rest[:i], rest[i:]
         j = 0
         while j < len(rest) and not rest[j].isdigit():
@@ -67,23 +68,16 @@ def parse_go_duration(text: str) -> int:
         unit, rest = rest[:j], rest[j:]
         if unit not in _UNIT_MS:
             if unit == "":
-                raise DurationSyntaxError(f"not a valid duration string: {_go_quote(text)}")
-            raise DurationSyntaxError(
-                f"unknown unit {_go_quote(unit)} in duration {_go_quote(text)}"
-            )
+                raise DurationSyntaxError(f"not a valid duration string: {go_quote(text)}")
+            raise DurationSyntaxError(f"unknown unit {go_quote(unit)} in duration {go_quote(text)}")
         pos = _UNIT_ORDER.index(unit)
         if pos <= last:
-            raise DurationSyntaxError(f"not a valid duration string: {_go_quote(text)}")
+            raise DurationSyntaxError(f"not a valid duration string: {go_quote(text)}")
         last = pos
         total += int(digits) * _UNIT_MS[unit]
         if total > _MAX_DURATION_MS:
-            raise DurationSyntaxError(f"not a valid duration string: {_go_quote(text)}")
+            raise DurationSyntaxError(f"not a valid duration string: {go_quote(text)}")
     return total
-
-
-def _go_quote(text: str) -> str:
-    out = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{out}"'
 
 
 def _scalar_text(value: Any) -> Any:
@@ -299,7 +293,7 @@ def validate_rule_groups(groups: RuleGroups, text: str, checkers: RuleCheckers) 
         group_node = _child(_child(root, "groups"), j)
         for i, rule in enumerate(group.rules):
             rule_node = _child(_child(group_node, "rules"), i)
-            prefix = f'group "{group.name}", rule {i + 1}, {_go_quote(rule.name)}: '
+            prefix = f'group "{group.name}", rule {i + 1}, {go_quote(rule.name)}: '
             errs.extend(
                 (f"{where}: {prefix}{msg}" if where else f"{prefix}{msg}")
                 for where, msg in _validate_rule(rule, rule_node, checkers)
@@ -355,7 +349,7 @@ def _validate_rule(rule: Rule, node: Node | None, checkers: RuleCheckers) -> lis
             for k in sorted(mapping):
                 problem = checkers.template(name, mapping[k])
                 if problem is not None:
-                    out.append(("", f"{kind} {_go_quote(k)}: {problem}"))
+                    out.append(("", f"{kind} {go_quote(k)}: {problem}"))
     return out
 
 

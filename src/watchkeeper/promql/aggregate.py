@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from watchkeeper.model.exposition.floats import format_go_float
 from watchkeeper.model.labels import METRIC_NAME, Labels
 from watchkeeper.promql import ast
 from watchkeeper.promql.errors import EvaluationError
@@ -36,24 +37,6 @@ def go_float(v: float) -> str:
     if math.isinf(v):
         return "+Inf" if v > 0 else "-Inf"
     return np.format_float_positional(v, trim="-")
-
-
-def go_g(v: float) -> str:
-    """Formats a float as Go's %g verb."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    text = repr(v)
-    text = text.removesuffix(".0")
-    if "e" in text:
-        mant, exp = text.split("e")
-        sign = "-" if exp.startswith("-") else "+"
-        digits = exp.lstrip("+-").rjust(2, "0")
-        text = f"{mant}e{sign}{digits}"
-    elif abs(v) >= 1e21:
-        text = f"{v:e}"
-    return text
 
 
 def group_keys(
@@ -149,7 +132,7 @@ def aggregate(
         bad = param[(param < 0) | (param > 1) | np.isnan(param)]
         if len(bad) and present.any():
             ctx.warn(
-                f"quantile value should be between 0 and 1, got {go_g(float(bad[0]))}",
+                f"quantile value should be between 0 and 1, got {format_go_float(float(bad[0]))}",
                 _param_pos(expr),
             )
         out, seen = grouped_quantile(param, values, present, gid, n_groups)
@@ -306,8 +289,8 @@ def _select_k(expr: ast.AggregateExpr, vec: VectorV, param: F64, ctx: EvalContex
         for r in ratio[(ratio < -1) | (ratio > 1)][:1]:
             cap = 1.0 if r > 0 else -1.0
             ctx.warn(
-                f"ratio value should be between -1 and 1, got {go_g(float(r))}, capping to "
-                f"{go_g(cap)}",
+                f"ratio value should be between -1 and 1, got {format_go_float(float(r))}, "
+                f"capping to {format_go_float(cap)}",
                 _param_pos(expr),
             )
         ratio = np.clip(ratio, -1.0, 1.0)
@@ -320,7 +303,7 @@ def _select_k(expr: ast.AggregateExpr, vec: VectorV, param: F64, ctx: EvalContex
         raise EvaluationError("Parameter value is NaN")
     if (np.abs(param) >= 2.0**63).any():
         bad = param[np.abs(param) >= 2.0**63][0]
-        raise EvaluationError(f"Scalar value {go_g(float(bad))} overflows int64")
+        raise EvaluationError(f"Scalar value {format_go_float(float(bad))} overflows int64")
     kk = np.trunc(param).astype(np.int64)
     present = vec.present
     v = vec.values

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from watchkeeper.model.exposition.floats import format_go_float
 from watchkeeper.model.labels import METRIC_NAME
 from watchkeeper.promql import ast
-from watchkeeper.promql.aggregate import aggregate, go_g
+from watchkeeper.promql.aggregate import aggregate
 from watchkeeper.promql.binary import eval_binary
 from watchkeeper.promql.errors import EvaluationError
 from watchkeeper.promql.eval_info import eval_info
@@ -175,7 +176,7 @@ def eval_range_function(call: ast.Call, mi: int, ctx: EvalContext) -> VectorV:
         bad = q[(q < 0) | (q > 1) | np.isnan(q)]
         if len(bad) and (mat.hi > mat.lo).any():
             ctx.warn(
-                f"quantile value should be between 0 and 1, got {go_g(float(bad[0]))}",
+                f"quantile value should be between 0 and 1, got {format_go_float(float(bad[0]))}",
                 arg_pos(call, 0),
             )
     if name == "predict_linear":

@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 
+from watchkeeper.model.exposition.floats import format_go_float, go_quote
 from watchkeeper.promql.kernels import BoolArray, FloatArray, IntArray, Param, _per_step, _quiet
 
 SMALL_DELTA_TOLERANCE = 1e-12
@@ -21,29 +22,6 @@ SMALL_DELTA_TOLERANCE = 1e-12
 
 _MIN_NORMAL = sys.float_info.min
 _MAX_BLOCK_ELEMENTS = 1 << 22
-
-
-def go_quote(text: str) -> str:
-    """Quotes a string as Go's %q verb does (for annotation texts)."""
-    out = ['"']
-    for ch in text:
-        code = ord(ch)
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif not ch.isprintable():
-            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
 
 
 def forced_monotonicity_info(metric_name: str) -> str:
@@ -65,23 +43,7 @@ def bad_bucket_label_warning(metric_name: str, le: str) -> str:
 
 def invalid_quantile_warning(q: float) -> str:
     """The warning for a quantile outside [0, 1] (Go's %g formatting of q)."""
-    return f"PromQL warning: quantile value should be between 0 and 1, got {_go_g(q)}"
-
-
-def _go_g(x: float) -> str:
-    """Formats a float as Go's %g verb does for common values."""
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "+Inf" if x > 0 else "-Inf"
-    text = repr(x)
-    if "e" in text:
-        mantissa, exp = text.split("e")
-        sign = "-" if exp.startswith("-") else "+"
-        digits = exp.lstrip("+-").rjust(2, "0")
-        mantissa = mantissa.removesuffix(".0")
-        return f"{mantissa}e{sign}{digits}"
-    return text.removesuffix(".0")
+    return f"PromQL warning: quantile value should be between 0 and 1, got {format_go_float(q)}"
 
 
 def parse_le(text: str) -> float | None:

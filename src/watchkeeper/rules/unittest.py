@@ -25,6 +25,7 @@ from watchkeeper.config.yamlsource import ConfigError, line_of, parse_yaml
 from watchkeeper.instrument.metrics import Registry
 from watchkeeper.model.clock import Clock
 from watchkeeper.model.duration import format_duration_ms
+from watchkeeper.model.exposition.floats import go_quote
 from watchkeeper.model.labels import METRIC_NAME, Labels
 from watchkeeper.model.value import STALE_NAN
 from watchkeeper.promql.engine import Engine, EngineOptions
@@ -526,7 +527,7 @@ def _check_alerts(tg: TestGroup, t: int, groups: Sequence[Group]) -> list[str]:
 
 
 def _check_expr(pc: PromQLTestCase, query: QueryFunc, *, fuzzy: bool = False) -> list[str]:
-    head = f"    expr: {_go_quote(pc.expr)}, time: {format_duration_ms(pc.eval_time)}"
+    head = f"    expr: {go_quote(pc.expr)}, time: {format_duration_ms(pc.eval_time)}"
     try:
         result: InstantVector = query(pc.expr, pc.eval_time)
     except PromQLError as exc:
@@ -537,7 +538,7 @@ def _check_expr(pc: PromQLTestCase, query: QueryFunc, *, fuzzy: bool = False) ->
         try:
             exp.append((parse_metric(s.labels), s.value))
         except SeriesParseError as exc:
-            return [f"{head}, err: labels {_go_quote(s.labels)}: {exc}"]
+            return [f"{head}, err: labels {go_quote(s.labels)}: {exc}"]
     exp.sort()
     if not _samples_equal(exp, got, fuzzy=fuzzy):
         return [
@@ -560,10 +561,6 @@ def _samples_equal(
         if ev != gv and not (fuzzy and math.isclose(ev, gv, rel_tol=1e-6)):
             return False
     return True
-
-
-def _go_quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def run_rule_tests(

@@ -37,24 +37,43 @@ def parse_go_float(text: str) -> float:
 
 
 def go_quote(text: str) -> str:
-    """Quotes a string roughly as Go's %q does (escapes quotes, backslashes and controls)."""
+    r"""Quotes a string as Go's strconv.Quote (%q) does.
+
+    U+FFFD, which Python's decoders put where input was not UTF-8, is escaped rather than
+    printed, as Go shows the bad byte escaped.
+
+    Example:
+        >>> print(go_quote('a"b\n\x07\u00e9\U0001f600\x7f'))
+        "a\"b\n\aé😀\x7f"
+    """
     out = ['"']
     for ch in text:
-        if ch in ('"', "\\"):
+        code = ord(ch)
+        if ch in '"\\':
             out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\ufffd" or not ch.isprintable():
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}")
-        else:
+        elif ch in _QUOTE_ESCAPES:
+            out.append(_QUOTE_ESCAPES[ch])
+        elif ch.isprintable() and ch != "\ufffd":
             out.append(ch)
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
     out.append('"')
     return "".join(out)
+
+
+_QUOTE_ESCAPES: Final = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
 
 
 def _shortest_digits(value: float) -> tuple[str, int]:

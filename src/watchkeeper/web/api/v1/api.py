@@ -24,6 +24,7 @@ from aiohttp.web_response import ContentCoding
 from multidict import MultiDict, MultiDictProxy, MultiMapping
 
 from watchkeeper import __version__
+from watchkeeper.model.exposition.floats import go_quote
 from watchkeeper.model.labels import Labels
 from watchkeeper.model.matchers import Matcher, matches_all
 from watchkeeper.promql import ast
@@ -32,7 +33,6 @@ from watchkeeper.promql.parser import format_expr
 from watchkeeper.promql.querylog import http_request_origin, query_origin
 from watchkeeper.promql.value import Matrix, QueryResult, Vector
 from watchkeeper.storage.interface import SelectHints
-from watchkeeper.template.gofmt import go_quote
 from watchkeeper.web.api.v1.deps import (
     ActiveTarget,
     AlertInfo,
