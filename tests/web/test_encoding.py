@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from watchkeeper.model.exposition.floats import format_go_positional
 from watchkeeper.model.labels import Labels
 from watchkeeper.promql.value import Matrix
 from watchkeeper.web.api.v1.encoding import (
     _points_slow,
     encode_points,
     format_sample_value,
-    format_scalar_value,
     format_timestamp,
     iter_result_chunks,
     labels_json,
@@ -56,8 +56,8 @@ def test_sample_values_are_formatted_as_prometheus_does(value: float, text: str)
 
 
 def test_scalar_values_never_use_exponents() -> None:
-    assert format_scalar_value(1e22) == "10000000000000000000000"
-    assert format_scalar_value(1e-7) == "0.0000001"
+    assert format_go_positional(1e22) == "10000000000000000000000"
+    assert format_go_positional(1e-7) == "0.0000001"
 
 
 def test_timestamps_keep_three_fraction_digits() -> None:

@@ -8,14 +8,13 @@ Prometheus's mean, variance and quantile, and lexsorts for topk/bottomk/limitk.
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from watchkeeper.model.exposition.floats import format_go_float
+from watchkeeper.model.exposition.floats import format_go_float, format_go_positional
 from watchkeeper.model.labels import METRIC_NAME, Labels
 from watchkeeper.promql import ast
 from watchkeeper.promql.errors import EvaluationError
@@ -28,15 +27,6 @@ from watchkeeper.promql.kernels_aggregate import (
     grouped_stdvar,
     grouped_sum,
 )
-
-
-def go_float(v: float) -> str:
-    """Formats a float as Go's strconv.FormatFloat(v, 'f', -1, 64)."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    return np.format_float_positional(v, trim="-")
 
 
 def group_keys(
@@ -180,7 +170,7 @@ def _count_values(expr: ast.AggregateExpr, vec: VectorV, label: str, ctx: EvalCo
     ctx.count_samples(n_out)
     # Each distinct value is formatted once, and each group's labels split once around
     # where the new label sorts: one tuple concatenation per output series.
-    texts = [go_float(u) for u in uniq.tolist()]
+    texts = [format_go_positional(u) for u in uniq.tolist()]
     around: dict[int, tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]] = {}
     labels: list[Labels] = []
     for key in series_keys.tolist():

@@ -23,11 +23,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Final
 
 import orjson
 
+from watchkeeper.model.exposition.floats import format_go_json_float
 from watchkeeper.model.timefmt import format_date_ms, format_rfc3339_ns
 from watchkeeper.promql.value import QueryStats
 
@@ -207,24 +207,4 @@ def _seconds(value: float) -> str:
     if 1e-6 <= rounded < 1e9:
         # NB: with nine decimals at most, fixed notation is already the shortest form.
         return f"{rounded:.9f}".rstrip("0").rstrip(".")
-    return _go_json_float(rounded)
-
-
-def _go_json_float(value: float) -> str:
-    """Formats a float as Go's encoding/json does.
-
-    Example:
-        >>> _go_json_float(0.0), _go_json_float(0.000023255), _go_json_float(8.21e-7)
-        ('0', '0.000023255', '8.21e-7')
-    """
-    if value == 0:
-        return "0"
-    text = repr(value)
-    magnitude = abs(value)
-    if magnitude < 1e-6 or magnitude >= 1e21:
-        mantissa, _, exponent = text.partition("e")
-        mantissa = mantissa.removesuffix(".0")
-        return f"{mantissa}e{exponent[0]}{exponent[1:].lstrip('0')}"
-    if "e" in text:
-        text = format(Decimal(text), "f")
-    return text.removesuffix(".0")
+    return format_go_json_float(rounded)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 from typing import Final
 
 GO_FLOAT_PATTERN: Final = (
@@ -106,6 +107,40 @@ def format_go_float(value: float) -> str:
     if point >= len(digits):
         return f"{sign}{digits}{'0' * (point - len(digits))}"
     return f"{sign}{digits[:point]}.{digits[point:]}"
+
+
+def format_go_positional(value: float) -> str:
+    """Formats like Go's strconv.FormatFloat(v, 'f', -1, 64): shortest digits, no exponent.
+
+    Example:
+        >>> format_go_positional(1e21), format_go_positional(1.5e-7), format_go_positional(-0.0)
+        ('1000000000000000000000', '0.00000015', '-0')
+    """
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    text = repr(value)
+    if "e" in text:
+        text = format(Decimal(text), "f")
+    return text.removesuffix(".0")
+
+
+def format_go_json_float(value: float) -> str:
+    """Formats a finite float as Go's encoding/json does (exponent below 1e-6 and from 1e21).
+
+    Example:
+        >>> format_go_json_float(0.0), format_go_json_float(2.3255e-5), format_go_json_float(8e-7)
+        ('0', '0.000023255', '8e-7')
+    """
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude < 1e-6 or magnitude >= 1e21:
+        mantissa, _, exponent = repr(value).partition("e")
+        mantissa = mantissa.removesuffix(".0")
+        return f"{mantissa}e{exponent[0]}{exponent[1:].lstrip('0')}"
+    return format_go_positional(value)
 
 
 def format_openmetrics_float(value: float) -> str:

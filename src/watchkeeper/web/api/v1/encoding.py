@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Iterable, Iterator
-from decimal import Decimal
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
+from watchkeeper.model.exposition.floats import format_go_json_float, format_go_positional
 from watchkeeper.model.labels import Labels
 from watchkeeper.promql.value import Matrix, QueryStats, Scalar, String, Value, Vector
 
@@ -30,16 +30,6 @@ _NEG_INF_SENTINEL: Final = (5e-300, b"5e-300]", b"-Inf]")
 _SAFE_MIN: Final = 1e-5
 _SAFE_MAX: Final = 1e16
 _SAFE_TS_MS: Final = 10**15
-
-
-def _positional(value: float) -> str:
-    """Shortest round-trip digits without an exponent (Go's 'f' with precision -1)."""
-    text = repr(value)
-    if "e" in text:
-        text = format(Decimal(text), "f")
-    elif text.endswith(".0"):
-        text = text[:-2]
-    return text
 
 
 def format_sample_value(value: float) -> str:
@@ -56,21 +46,7 @@ def format_sample_value(value: float) -> str:
     mag = abs(value)
     if mag != 0 and (mag < 1e-6 or mag >= 1e21):
         return repr(value)
-    return _positional(value)
-
-
-def format_scalar_value(value: float) -> str:
-    """Formats a scalar result's value: always positional, as Go's 'f' with precision -1.
-
-    Example:
-        >>> format_scalar_value(1e21), format_scalar_value(1e-7)
-        ('1000000000000000000000', '0.0000001')
-    """
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return _positional(value)
+    return format_go_positional(value)
 
 
 def format_timestamp(timestamp_ms: int) -> str:
@@ -92,13 +68,7 @@ def format_json_seconds(timestamp_ms: int) -> str:
         >>> format_json_seconds(1780), format_json_seconds(1000)
         ('1.78', '1')
     """
-    text = format_sample_value(timestamp_ms / 1000)
-    if "e" in text:
-        mant, _, exp = text.partition("e")
-        sign = exp[0]
-        digits = exp[1:].lstrip("0") or "0"
-        text = f"{mant}e{sign}{digits}"
-    return text
+    return format_go_json_float(timestamp_ms / 1000)
 
 
 def labels_json(labels: Labels) -> bytes:
@@ -221,7 +191,7 @@ def iter_result_chunks(value: Value) -> Iterator[bytes]:
     """Yields the JSON of a query's `result` field in pieces (one per series for matrices)."""
     if isinstance(value, Scalar):
         secs = format_json_seconds(value.timestamp_ms)
-        yield f'[{secs},"{format_scalar_value(value.value)}"]'.encode()
+        yield f'[{secs},"{format_go_positional(value.value)}"]'.encode()
         return
     if isinstance(value, String):
         yield b"[" + format_json_seconds(value.timestamp_ms).encode() + b","

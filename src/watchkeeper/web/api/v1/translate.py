@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from watchkeeper.model.exposition.floats import format_go_positional
 from watchkeeper.promql import ast
 from watchkeeper.promql.signatures import FUNCTIONS
-from watchkeeper.web.api.v1.encoding import format_scalar_value
 
 
 def _at(at: ast.At | None) -> tuple[Any, Any]:
@@ -87,7 +87,7 @@ def translate_ast(node: ast.Expr) -> dict[str, Any]:
             "startOrEnd": start_or_end,
         }
     if isinstance(node, ast.NumberLiteral):
-        return {"type": "numberLiteral", "val": format_scalar_value(node.value)}
+        return {"type": "numberLiteral", "val": format_go_positional(node.value)}
     if isinstance(node, ast.ParenExpr):
         return {"type": "parenExpr", "expr": translate_ast(node.expr)}
     if isinstance(node, ast.StringLiteral):
