@@ -73,8 +73,20 @@ def _alone(engine: Engine, text: str, t: int) -> dict[Labels, float]:
     return dict(zip(value.labels, value.values.tolist(), strict=True))
 
 
-def _as_bits(sample: dict[Labels, float]) -> dict[Labels, bytes]:
-    return {k: np.float64(v).tobytes() for k, v in sample.items()}
+def _same(got: dict[Labels, float], want: dict[Labels, float]) -> bool:
+    """Same series and values: bit for bit, except that sums over many series or long
+    windows may take the engine's compensated whole-array path in one query and its
+    sequential fold in the other, which agree to a few ulps (as Prometheus's own sum does
+    with either, see kernels_aggregate)."""
+    if got.keys() != want.keys():
+        return False
+    for k, a in got.items():
+        b = want[k]
+        if np.float64(a).tobytes() == np.float64(b).tobytes():
+            continue
+        if not (np.isfinite(a) and np.isfinite(b)) or abs(a - b) > 4e-16 * max(abs(a), abs(b)):
+            return False
+    return True
 
 
 @settings(max_examples=40, deadline=None)
@@ -91,7 +103,7 @@ def test_each_member_gets_exactly_the_result_it_has_alone(
     for member, (labels, values) in zip(batch.members, parts, strict=True):
         got = dict(zip(labels, values.tolist(), strict=True))
         want = _alone(engine, texts[member], t * MIN)
-        assert _as_bits(got) == _as_bits(want), texts[member]
+        assert _same(got, want), (texts[member], got, want)
 
 
 def test_the_batched_expression_selects_every_value_and_groups_by_the_varying_labels() -> None:
