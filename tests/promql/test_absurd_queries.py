@@ -29,6 +29,7 @@ from watchkeeper.promql.kernels import sum_over_time
 from watchkeeper.promql.value import Matrix, Vector
 from watchkeeper.remote import codec
 from watchkeeper.testing.peers import peer_binary
+from watchkeeper.testing.remote import post_remote_write
 from watchkeeper.testing.storage import MemoryStorage
 
 T = 1_767_225_600_000
@@ -183,17 +184,7 @@ def _remote_write(url: str) -> None:
                 [(labels, SERIES_TIMES[a : a + 200].tolist(), SERIES_VALUES[a : a + 200].tolist())]
             )
         )
-        req = urllib.request.Request(
-            url,
-            data=payload,
-            headers={
-                "Content-Encoding": "snappy",
-                "Content-Type": "application/x-protobuf",
-                "X-Prometheus-Remote-Write-Version": "0.1.0",
-            },
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            assert resp.status in (200, 204)
+        assert post_remote_write(url, payload) in (200, 204)
 
 
 @pytest.fixture(scope="module")

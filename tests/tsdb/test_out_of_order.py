@@ -24,6 +24,7 @@ from watchkeeper.model.matchers import Matcher, MatchType
 from watchkeeper.storage.interface import SeriesSet
 from watchkeeper.testing.peers import peer_binary
 from watchkeeper.testing.process import ServerProcess, free_port
+from watchkeeper.testing.remote import post_remote_write
 from watchkeeper.testing.web import ApiServerThread, encode_write_request, make_api_deps
 from watchkeeper.tsdb.block import BlockWriter
 from watchkeeper.tsdb.db import TSDB
@@ -252,21 +253,7 @@ PROMETHEUS = peer_binary("prometheus")
 
 
 def _post(url: str, series: list[tuple[Labels, list[int], list[float]]]) -> int:
-    req = urllib.request.Request(
-        url + "/api/v1/write",
-        data=encode_write_request(series),
-        headers={
-            "Content-Type": "application/x-protobuf",
-            "Content-Encoding": "snappy",
-            "X-Prometheus-Remote-Write-Version": "0.1.0",
-        },
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
+    return post_remote_write(url + "/api/v1/write", encode_write_request(series), timeout_s=10)
 
 
 def _prometheus_samples(url: str, name: str, at_ms: int) -> list[tuple[int, float]]:

@@ -21,6 +21,7 @@ from watchkeeper.model.matchers import Matcher, MatchType
 from watchkeeper.model.value import STALE_NAN
 from watchkeeper.testing.peers import peer_binary
 from watchkeeper.testing.process import ServerProcess, free_port, wait_until
+from watchkeeper.testing.remote import post_remote_write
 from watchkeeper.testing.storage import MemoryStorage
 from watchkeeper.testing.web import (
     ApiServerThread,
@@ -54,24 +55,6 @@ def _series() -> list[tuple[Labels, list[int], list[float]]]:
     return out
 
 
-def _post_write(url: str, body: bytes) -> int:
-    req = urllib.request.Request(
-        url,
-        data=body,
-        headers={
-            "Content-Type": "application/x-protobuf",
-            "Content-Encoding": "snappy",
-            "X-Prometheus-Remote-Write-Version": "0.1.0",
-        },
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if PROMETHEUS is None:
@@ -92,7 +75,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with proc:
         url = f"http://127.0.0.1:{port}"
         proc.wait_ready(url + "/-/ready")
-        assert _post_write(url + "/api/v1/write", encode_write_request(_series())) == 204
+        assert post_remote_write(url + "/api/v1/write", encode_write_request(_series())) == 204
         yield url
 
 
@@ -102,7 +85,9 @@ def ours() -> Iterator[str]:
     deps = make_api_deps(db)
     deps.config = StaticConfigInfo(external=Labels.from_dict({"replica": "a"}))
     with ApiServerThread(deps, WebOptions(enable_remote_write_receiver=True)) as server:
-        assert _post_write(server.url + "/api/v1/write", encode_write_request(_series())) == 204
+        assert (
+            post_remote_write(server.url + "/api/v1/write", encode_write_request(_series())) == 204
+        )
         yield server.url
 
 

@@ -34,6 +34,7 @@ from watchkeeper.promql.errors import PromQLError
 from watchkeeper.promql.value import Matrix, Scalar, String, Vector
 from watchkeeper.remote import codec
 from watchkeeper.testing.peers import peer_binary
+from watchkeeper.testing.remote import post_remote_write
 from watchkeeper.testing.storage import MemoryStorage
 
 pytestmark = [pytest.mark.integration, pytest.mark.peers]
@@ -210,17 +211,7 @@ def remote_write(url: str, data: list[SeriesData], slice_ms: int = 10 * MIN) -> 
         payload = codec.encode_write_request(
             codec.WriteBatch.from_series([(Labels.from_dict(lb), t, v) for lb, t, v in batch])
         )
-        req = urllib.request.Request(
-            url,
-            data=payload,
-            headers={
-                "Content-Encoding": "snappy",
-                "Content-Type": "application/x-protobuf",
-                "X-Prometheus-Remote-Write-Version": "0.1.0",
-            },
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            assert resp.status in (200, 204)
+        assert post_remote_write(url, payload) in (200, 204)
 
 
 # ---------------------------------------------------------------------------------------------
