@@ -98,6 +98,28 @@ def test_tiny_step_subqueries_equal_brute_force(func: str, reduce: Any) -> None:
     assert got == pytest.approx(reduce(_series_at(_inner_steps(HOUR, 1)).tolist()), rel=1e-14)
 
 
+@pytest.mark.parametrize(
+    ("query", "want", "rel"),
+    [
+        ("stddev_over_time(vector(time())[5m:1ms])", np.std, 1e-9),
+        ("stdvar_over_time(vector(time())[5m:1ms])", np.var, 1e-9),
+        # NB: Prometheus's sums of x*y (about 1e17 here) cancel to the slope with ~1e-8 error;
+        # test_absurd_query_matches_prometheus checks that we share that error.
+        ("deriv(vector(time())[5m:1ms])", lambda times: 1.0, 1e-7),
+    ],
+)
+def test_long_single_window_welford_and_regression_run_in_under_a_second(
+    query: str, want: Any, rel: float
+) -> None:
+    """One window of 300,000 samples: a scalar loop over the window, no numpy call per sample."""
+    engine = _engine()
+    began = time.perf_counter()
+    got = _scalar_result(engine, query)
+    assert time.perf_counter() - began < 1.0
+    times = _inner_steps(5 * 60_000, 1) / 1000
+    assert got == pytest.approx(float(want(times)), rel=rel)
+
+
 def test_nested_tiny_step_subqueries_equal_brute_force() -> None:
     engine = _engine()
     query = "sum_over_time(sum_over_time(vector(1)[1m:10ms])[1h:10ms])"
@@ -141,11 +163,20 @@ def test_subquery_steps_count_against_max_samples() -> None:
         small.instant_query("count_over_time(vector(1)[2s:1ms])", T)
 
 
-def test_timeout_stops_a_long_fold_with_prometheus_error() -> None:
+@pytest.mark.parametrize(
+    "query",
+    [
+        # One window of 3.6 million samples: the scalar loop over a window.
+        "stddev_over_time(vector(time())[1h:1ms])",
+        # 600 windows of 60,000 samples: the column fold.
+        "stddev_over_time(stddev_over_time(vector(time())[1m:1ms])[10m:1s])",
+    ],
+)
+def test_timeout_stops_a_long_fold_with_prometheus_error(query: str) -> None:
     engine = _engine(timeout_s=0.3)
     began = time.perf_counter()
     with pytest.raises(QueryTimeoutError) as err:
-        engine.instant_query("stddev_over_time(vector(time())[10m:1ms])", T)
+        engine.instant_query(query, T)
     assert str(err.value) == "query timed out in query execution"
     assert time.perf_counter() - began < 2.0
 
@@ -161,6 +192,10 @@ PEER_QUERIES = [
     "sum_over_time(x[5m:1ms])",
     "rate(x[1h:1ms])",
     "stddev_over_time(x[1m:1ms])",
+    "stddev_over_time(vector(time())[5m:1ms])",
+    "stdvar_over_time(x[1h:1ms])",
+    "deriv(vector(time())[5m:1ms])",
+    "predict_linear(vector(time())[5m:1ms], 60)",
     "max_over_time(sum_over_time(vector(1)[1m:1ms])[5m:1s])",
     "count_over_time(x[100y])",
     "sum_over_time(vector(1)[100y:1d])",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from watchkeeper.promql import kernels
-from watchkeeper.promql.errors import EvaluationError
+from watchkeeper.promql.errors import EvaluationError, QueryTimeoutError
 from watchkeeper.promql.kernels import (
     RANGE_FUNCTIONS,
     _range_extreme,
@@ -438,6 +439,64 @@ def test_double_exponential_smoothing_scalar_and_vector_folds_agree_bit_for_bit(
         vector, seen_v = fn(*args)
     assert (seen == seen_v).all()
     assert np.array_equal(scalar[seen].view(np.uint64), vector[seen].view(np.uint64))
+
+
+SCALAR_PATH_FUNCTIONS = [
+    "stddev_over_time",
+    "stdvar_over_time",
+    "deriv",
+    "predict_linear",
+    "ts_of_min_over_time",
+    "ts_of_max_over_time",
+]
+
+
+@pytest.mark.parametrize("name", SCALAR_PATH_FUNCTIONS)
+@given(data=datasets(), t_s=st.floats(-1000, 1000))
+def test_per_window_scalar_path_and_column_fold_agree_bit_for_bit(
+    name: str, data: Dataset, t_s: float
+) -> None:
+    """Few long windows take a scalar loop per window, many the column fold: same bits."""
+    lo, hi = window_bounds(data.timestamps, data.offsets, data.eval_ts, data.range_ms)
+    params = (t_s,) if name == "predict_linear" else ()
+    args = (data.timestamps, data.values, lo, hi, data.eval_ts, data.range_ms, *params)
+    fn = RANGE_FUNCTIONS[name]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kernels, "_FEW_WINDOWS", 1 << 30)
+        mp.setattr(kernels, "_SAMPLES_PER_CHECK", 3)
+        scalar, seen = fn(*args)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kernels, "_FEW_WINDOWS", -1)
+        vector, seen_v = fn(*args)
+    assert (seen == seen_v).all()
+    assert np.array_equal(scalar[seen].view(np.uint64), vector[seen].view(np.uint64))
+
+
+def test_scalar_path_of_long_windows_matches_reference() -> None:
+    rng = np.random.default_rng(11)
+    n = 3_000
+    times = np.cumsum(rng.integers(1, 50, n)).tolist()
+    values = rng.normal(1e9, 30, n)
+    values[rng.random(n) < 0.01] = np.nan
+    series = [list(zip(times, values.tolist(), strict=True))]
+    data = Dataset(series, [times[-1], times[-1] - 7_000], 100_000, [])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(kernels, "_SAMPLES_PER_CHECK", 1_000)
+        for name in ("stddev_over_time", "deriv", "ts_of_min_over_time", "ts_of_max_over_time"):
+            check(name, data, (), lambda j: [])
+        check("predict_linear", data, (30.0,), lambda j: [30.0])
+
+
+@pytest.mark.parametrize("name", ["stddev_over_time", "deriv"])
+def test_scalar_loop_over_one_long_window_stops_at_the_deadline(name: str) -> None:
+    ts = np.arange(4_000_000, dtype=np.int64)
+    vs = ts / 1000
+    lo = np.zeros((1, 1), dtype=np.int64)
+    hi = np.full((1, 1), len(ts), dtype=np.int64)
+    began = time.monotonic()
+    with kernels.deadline(began + 0.05), pytest.raises(QueryTimeoutError):
+        RANGE_FUNCTIONS[name](ts, vs, lo, hi, ts[-1:], len(ts))
+    assert time.monotonic() - began < 0.5
 
 
 def _one_series() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], Any, Any, Any]:

@@ -86,6 +86,12 @@ _DEADLINE: ContextVar[float] = ContextVar("kernel_deadline", default=math.inf)
 _COLUMNS_PER_CHECK = 256
 """Columns of a fold between two deadline checks."""
 
+_SAMPLES_PER_CHECK = 1 << 14
+"""Samples of a scalar loop over one window between two deadline checks."""
+
+_FEW_WINDOWS = 16
+"""Up to this many windows, a scalar loop per window beats one numpy call per position."""
+
 
 @contextmanager
 def deadline(monotonic_s: float) -> Iterator[None]:
@@ -520,25 +526,76 @@ def idelta(  # noqa: PLR0917
 # Linear regression: deriv, predict_linear.
 
 
+def _regression_one(
+    ts: IntArray, ys: FloatArray, base: int
+) -> tuple[list[float], list[float], bool]:
+    """One window of `_linear_regression`'s fold as a scalar loop, in the fold's order.
+
+    Returns the Kahan sums and compensations of x, y, xy, x² and whether y is constant.
+    Python floats round as numpy's float64 does, so the sums are the fold's, bit for bit.
+    """
+    isinf = math.isinf
+    sums = [0.0, 0.0, 0.0, 0.0]
+    comps = [0.0, 0.0, 0.0, 0.0]
+    init_y = float(ys[0])
+    const_y = True
+    for a0 in range(0, len(ys), _SAMPLES_PER_CHECK):
+        check_deadline()
+        chunk_ts = ts[a0 : a0 + _SAMPLES_PER_CHECK].tolist()
+        chunk_ys = ys[a0 : a0 + _SAMPLES_PER_CHECK].tolist()
+        for t_ms, y in zip(chunk_ts, chunk_ys, strict=True):
+            # NB: the fold skips the first sample; comparing it too changes nothing, as
+            # windows hold two samples or more (a NaN first sample is unequal to the next).
+            if const_y and y != init_y:
+                const_y = False
+            x = (t_ms - base) / 1e3
+            for a, inc in enumerate((x, y, x * y, x * x)):
+                total = sums[a]
+                t = total + inc
+                if isinf(t):
+                    comps[a] = 0.0
+                elif abs(total) >= abs(inc):
+                    comps[a] += (total - t) + inc
+                else:
+                    comps[a] += (inc - t) + total
+                sums[a] = t
+    return sums, comps, const_y
+
+
 def _linear_regression(
     timestamps_ms: IntArray, values: FloatArray, w: _Windows, intercept_ms: IntArray
 ) -> tuple[FloatArray, FloatArray]:
-    """Prometheus's linearRegression per window (Kahan sums of x, y, xy, x²)."""
+    """Prometheus's linearRegression per window (Kahan sums of x, y, xy, x²).
+
+    Up to `_FEW_WINDOWS` windows per chunk (a subquery with a tiny step) run a scalar loop
+    per window, the rest a column fold: both add in sample order, so they agree bit for bit.
+    """
 
     def fold(chunk: _Chunk, pos: IntArray) -> FloatArray:
         n_win = len(pos)
-        sums = [np.zeros(n_win) for _ in range(4)]
-        comps = [np.zeros(n_win) for _ in range(4)]
         init_y = values[chunk.start]
-        const_y = np.ones(n_win, dtype=np.bool_)
         base = intercept_ms[pos]
-        for j, k, idx in chunk.columns():
-            y = values[idx]
-            if j:
-                const_y[:k] &= y == init_y[:k]
-            x = (timestamps_ms[idx] - base[:k]) / 1e3
-            for a, inc in enumerate((x, y, x * y, x * x)):
-                sums[a][:k], comps[a][:k] = kahan_inc(inc, sums[a][:k], comps[a][:k])
+        if n_win <= _FEW_WINDOWS:
+            sums_t = np.empty((4, n_win))
+            comps_t = np.empty((4, n_win))
+            const_y = np.empty(n_win, dtype=np.bool_)
+            for i, (a, n, b) in enumerate(
+                zip(chunk.start.tolist(), chunk.length.tolist(), base.tolist(), strict=True)
+            ):
+                s, c, const = _regression_one(timestamps_ms[a : a + n], values[a : a + n], b)
+                sums_t[:, i], comps_t[:, i], const_y[i] = s, c, const
+            sums, comps = list(sums_t), list(comps_t)
+        else:
+            sums = [np.zeros(n_win) for _ in range(4)]
+            comps = [np.zeros(n_win) for _ in range(4)]
+            const_y = np.ones(n_win, dtype=np.bool_)
+            for j, k, idx in chunk.columns():
+                y = values[idx]
+                if j:
+                    const_y[:k] &= y == init_y[:k]
+                x = (timestamps_ms[idx] - base[:k]) / 1e3
+                for a, inc in enumerate((x, y, x * y, x * x)):
+                    sums[a][:k], comps[a][:k] = kahan_inc(inc, sums[a][:k], comps[a][:k])
         n = chunk.length.astype(np.float64)
         sx, sy, sxy, sx2 = (s + c for s, c in zip(sums, comps, strict=True))
         cov_xy = sxy - sx * sy / n
@@ -979,20 +1036,68 @@ def avg_over_time(  # noqa: PLR0917
     return _sum_or_mean(values, lo, hi, mean=True)
 
 
+def _variance_one(xs: FloatArray) -> tuple[float, float]:
+    """One window of `_variance`'s fold as a scalar loop: (aux, its compensation).
+
+    Same operations in the same order as the column fold; Python floats round as numpy's
+    float64 does, so the two agree bit for bit.
+    """
+    isinf = math.isinf
+    mean = c_mean = aux = c_aux = 0.0
+    count = 0.0
+    for a0 in range(0, len(xs), _SAMPLES_PER_CHECK):
+        check_deadline()
+        for f in xs[a0 : a0 + _SAMPLES_PER_CHECK].tolist():
+            count += 1.0
+            d = f - (mean + c_mean)
+            inc = d / count
+            t = mean + inc
+            if isinf(t):
+                c_mean = 0.0
+            elif abs(mean) >= abs(inc):
+                c_mean += (mean - t) + inc
+            else:
+                c_mean += (inc - t) + mean
+            mean = t
+            inc = d * (f - (mean + c_mean))
+            t = aux + inc
+            if isinf(t):
+                c_aux = 0.0
+            elif abs(aux) >= abs(inc):
+                c_aux += (aux - t) + inc
+            else:
+                c_aux += (inc - t) + aux
+            aux = t
+    return aux, c_aux
+
+
 def _variance(values: FloatArray, w: _Windows) -> FloatArray:
-    """Welford's variance with Kahan-compensated mean and sum of squares, per window."""
+    """Welford's variance with Kahan-compensated mean and sum of squares, per window.
+
+    Up to `_FEW_WINDOWS` windows per chunk (a subquery with a tiny step) run a scalar loop
+    per window, the rest a column fold; the recurrence is sequential, so no whole-array
+    method reproduces Prometheus's rounding, and both paths agree bit for bit.
+    """
 
     def fold(chunk: _Chunk, pos: IntArray) -> FloatArray:
-        mean = np.zeros(len(pos))
-        c_mean = np.zeros(len(pos))
-        aux = np.zeros(len(pos))
-        c_aux = np.zeros(len(pos))
-        for j, k, idx in chunk.columns():
-            f = values[idx]
-            d = f - (mean[:k] + c_mean[:k])
-            mean[:k], c_mean[:k] = kahan_inc(d / float(j + 1), mean[:k], c_mean[:k])
-            dev = d * (f - (mean[:k] + c_mean[:k]))
-            aux[:k], c_aux[:k] = kahan_inc(dev, aux[:k], c_aux[:k])
+        if len(pos) <= _FEW_WINDOWS:
+            parts = [
+                _variance_one(values[a : a + n])
+                for a, n in zip(chunk.start.tolist(), chunk.length.tolist(), strict=True)
+            ]
+            aux = np.array([p[0] for p in parts])
+            c_aux = np.array([p[1] for p in parts])
+        else:
+            mean = np.zeros(len(pos))
+            c_mean = np.zeros(len(pos))
+            aux = np.zeros(len(pos))
+            c_aux = np.zeros(len(pos))
+            for j, k, idx in chunk.columns():
+                f = values[idx]
+                d = f - (mean[:k] + c_mean[:k])
+                mean[:k], c_mean[:k] = kahan_inc(d / float(j + 1), mean[:k], c_mean[:k])
+                dev = d * (f - (mean[:k] + c_mean[:k]))
+                aux[:k], c_aux[:k] = kahan_inc(dev, aux[:k], c_aux[:k])
         result: FloatArray = (aux + c_aux) / chunk.length
         return result
 
@@ -1082,17 +1187,40 @@ def _range_extreme(
     return w.scatter(np.where(all_nan, np.nan, out))
 
 
+def _compare_one(values: FloatArray, largest: bool) -> int:
+    """Index in `values` of the sample compareOverTime keeps (ties and NaN as in the fold).
+
+    The fold takes every sample while it holds NaN, then each one at least as good: so it
+    ends on the last sample equal to the best non-NaN value, or on the last sample if all
+    are NaN. Selection only, so this equals the fold exactly.
+    """
+    numbers = ~np.isnan(values)
+    if not numbers.any():
+        return len(values) - 1
+    finite = values[numbers]
+    best = finite.max() if largest else finite.min()
+    return int(np.flatnonzero(values == best)[-1])
+
+
 def _compare_over_time(
-    timestamps_ms: IntArray,
-    values: FloatArray,
-    lo: IntArray,
-    hi: IntArray,
-    better: Callable[[FloatArray, FloatArray], BoolArray],
+    timestamps_ms: IntArray, values: FloatArray, lo: IntArray, hi: IntArray, *, largest: bool
 ) -> KernelResult:
-    """ts_of_min/max: Prometheus's compareOverTime, keeping the timestamp of the kept value."""
+    """ts_of_min/max: Prometheus's compareOverTime, keeping the timestamp of the kept value.
+
+    Up to `_FEW_WINDOWS` windows per chunk are searched one window at a time with
+    whole-array numpy calls; the rest run a column fold.
+    """
     w = _Windows.of(lo, hi)
+    better = np.greater_equal if largest else np.less_equal
 
     def fold(chunk: _Chunk, pos: IntArray) -> FloatArray:
+        if len(pos) <= _FEW_WINDOWS:
+            kept_at = []
+            for a, n in zip(chunk.start.tolist(), chunk.length.tolist(), strict=True):
+                check_deadline()
+                kept_at.append(a + _compare_one(values[a : a + n], largest))
+            few: FloatArray = timestamps_ms[np.array(kept_at, dtype=np.int64)] / 1000
+            return few
         kept = values[chunk.start].copy()
         kept_ts = timestamps_ms[chunk.start].copy()
         for _, k, idx in chunk.columns():
@@ -1148,7 +1276,7 @@ def ts_of_max_over_time(  # noqa: PLR0917
     *params: Param,
 ) -> KernelResult:
     """Timestamp (seconds) of the latest maximum in each window."""
-    return _compare_over_time(timestamps_ms, values, lo, hi, np.greater_equal)
+    return _compare_over_time(timestamps_ms, values, lo, hi, largest=True)
 
 
 @_quiet
@@ -1163,11 +1291,7 @@ def ts_of_min_over_time(  # noqa: PLR0917
     *params: Param,
 ) -> KernelResult:
     """Timestamp (seconds) of the latest minimum in each window."""
-    return _compare_over_time(timestamps_ms, values, lo, hi, np.less_equal)
-
-
-_FEW_WINDOWS = 16
-"""Up to this many windows, a scalar loop per window beats one numpy call per position."""
+    return _compare_over_time(timestamps_ms, values, lo, hi, largest=False)
 
 
 def _smooth_one(xs: list[float], sf: float, tf: float) -> float:
