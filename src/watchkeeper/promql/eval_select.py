@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from watchkeeper.model.labels import Labels
 from watchkeeper.model.value import stale_mask
 from watchkeeper.promql import ast
-from watchkeeper.promql.eval_types import I64, Bool, EvalContext, MatrixV, VectorV
+from watchkeeper.promql.eval_types import F64, I64, Bool, EvalContext, MatrixV, VectorV
 from watchkeeper.promql.kernels import window_bounds
 from watchkeeper.storage.interface import SelectHints, SeriesSet
 
@@ -195,7 +196,7 @@ def eval_matrix_selector(ctx: EvalContext, msel: ast.MatrixSelector, func: str =
     if len(ss.labels):
         per_step = (hi - lo).sum(axis=0)
         ctx.add_samples(per_step)
-        ctx.count_samples(int(per_step.max()))
+        ctx.count_samples(int(per_step.max()), per_step_peak=True)
     return MatrixV(
         list(ss.labels),
         ss.offsets,
@@ -222,7 +223,7 @@ def subquery_steps(ctx: EvalContext, sq: ast.SubqueryExpr) -> tuple[I64, I64]:
     if end < start:
         return times, np.empty(0, dtype=np.int64)
     # Every inner step holds at least one sample per series: refuse before allocating.
-    ctx.count_samples((end - start) // interval + 1)
+    ctx.count_subquery_steps(start, end, interval)
     return times, np.arange(start, end + 1, interval, dtype=np.int64)
 
 
@@ -248,18 +249,42 @@ def matrix_from_vector(
         values = vec.values.reshape(-1)[flat]
         del flat
     ctx.check_deadline()
-    lo, hi = window_bounds(ts, offsets, times, range_ms)
-    if len(vec.labels):
-        ctx.count_samples(int((hi - lo).sum(axis=0).max()))
-    return MatrixV(
-        list(vec.labels),
+    return ragged_matrix(
+        vec.labels,
         offsets,
         ts,
+        values,
+        drop_name=vec.drop_name,
+        times=times,
+        range_ms=range_ms,
+        ctx=ctx,
+    )
+
+
+def ragged_matrix(
+    labels: list[Labels],
+    offsets: I64,
+    timestamps_ms: I64,
+    values: F64,
+    *,
+    drop_name: Bool,
+    times: I64,
+    range_ms: int,
+    ctx: EvalContext,
+) -> MatrixV:
+    """A subquery's range vector from its ragged points, with windows ending at `times`."""
+    lo, hi = window_bounds(timestamps_ms, offsets, times, range_ms)
+    if len(labels):
+        ctx.count_samples(int((hi - lo).sum(axis=0).max()), per_step_peak=True)
+    return MatrixV(
+        list(labels),
+        offsets,
+        timestamps_ms,
         values,
         lo,
         hi,
         times,
         range_ms,
-        vec.drop_name.copy(),
+        drop_name.copy(),
         is_subquery=True,
     )

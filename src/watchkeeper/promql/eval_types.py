@@ -121,6 +121,68 @@ class MatrixV:
 EvalValue = ScalarV | StringV | VectorV | MatrixV
 
 
+SeriesKey = tuple[Labels, bool, int]
+"""A series of a chunked subquery: labels, drop_name, and which of equal ones it is."""
+
+
+@dataclass(slots=True)
+class SubqueryPoints:
+    """A nested subquery's inner points over its inner steps first_ms..last_ms.
+
+    Kept between the chunks of an enclosing subquery: the next chunk's windows overlap this
+    chunk's, and only the inner steps after last_ms are evaluated again.
+    """
+
+    keys: list[SeriesKey]
+    offsets: I64
+    timestamps_ms: I64
+    values: F64
+    first_ms: int
+    last_ms: int
+
+
+@dataclass(slots=True)
+class SampleTally:
+    """Sample counts of a subquery evaluated in chunks, accumulated per counting site.
+
+    Unchunked, each node counts the samples of its whole result once. Chunked, the same
+    node counts once per chunk, so the counts are added up (or, for per-step peaks, their
+    maximum taken) per site, a site being the node being evaluated (`frames`, a stack of
+    [node id, counts made so far]) and the rank of the count within it. This keeps
+    max_samples and the peak statistic what one evaluation over all steps gives.
+    """
+
+    counts: dict[tuple[int, int], int] = field(default_factory=dict)
+    spans: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    frames: list[list[int]] = field(default_factory=list)
+    reuse: dict[int, SubqueryPoints] = field(default_factory=dict)
+    """Points of nested subqueries by node id, for the next chunk (see SubqueryPoints)."""
+
+    def _site(self) -> tuple[int, int]:
+        if not self.frames:
+            return (0, 0)
+        frame = self.frames[-1]
+        frame[1] += 1
+        return (frame[0], frame[1])
+
+    def add(self, n: int, *, per_step_peak: bool) -> int:
+        """Accumulates a count at the current site; returns the site's total so far."""
+        site = self._site()
+        old = self.counts.get(site, 0)
+        total = max(old, n) if per_step_peak else old + n
+        self.counts[site] = total
+        return total
+
+    def add_span(self, first_ms: int, last_ms: int, interval_ms: int) -> int:
+        """Accumulates a nested subquery's inner steps; returns how many the union holds."""
+        site = self._site()
+        old = self.spans.get(site)
+        if old is not None:
+            first_ms, last_ms = min(first_ms, old[0]), max(last_ms, old[1])
+        self.spans[site] = (first_ms, last_ms)
+        return (last_ms - first_ms) // interval_ms + 1
+
+
 @dataclass(slots=True)
 class EvalContext:
     """What every node evaluation shares: steps, limits, storage and annotations."""
@@ -144,6 +206,8 @@ class EvalContext:
     """Info texts, each with where its node starts in the query (-1: no position)."""
     per_step: I64 | None = None
     """Samples loaded per step of the query (top level only; None inside subqueries)."""
+    tally: SampleTally | None = None
+    """Set while a subquery is evaluated in chunks (see `SampleTally`)."""
 
     @property
     def n_steps(self) -> int:
@@ -155,8 +219,24 @@ class EvalContext:
         if time.monotonic() > self.deadline:
             raise QueryTimeoutError("query execution")
 
-    def count_samples(self, n: int) -> None:
-        """Checks `n` samples held at once against max_samples and records the peak."""
+    def count_samples(self, n: int, *, per_step_peak: bool = False) -> None:
+        """Checks `n` samples held at once against max_samples and records the peak.
+
+        `per_step_peak` says `n` is a maximum over steps rather than a total (it matters
+        only to chunked subqueries).
+        """
+        if self.tally is not None:
+            n = self.tally.add(n, per_step_peak=per_step_peak)
+        self._check_samples(n)
+
+    def count_subquery_steps(self, first_ms: int, last_ms: int, interval_ms: int) -> None:
+        """Counts a subquery's inner steps, first_ms..last_ms, as samples held at once."""
+        n = (last_ms - first_ms) // interval_ms + 1
+        if self.tally is not None:
+            n = self.tally.add_span(first_ms, last_ms, interval_ms)
+        self._check_samples(n)
+
+    def _check_samples(self, n: int) -> None:
         self.stats.peak_samples = max(self.stats.peak_samples, n)
         if n > self.max_samples:
             raise TooManySamplesError()
@@ -180,13 +260,21 @@ class EvalContext:
         """Adds an info annotation (msg without the "PromQL info: " prefix) at `pos`."""
         self.infos["PromQL info: " + msg] = pos
 
-    def sub(self, steps: I64) -> EvalContext:
-        """A context for a subquery: the same limits and annotations over other steps."""
+    def sub(
+        self, steps: I64, *, step_ms: int | None = None, tally: SampleTally | None = None
+    ) -> EvalContext:
+        """A context for a subquery: the same limits and annotations over other steps.
+
+        `step_ms` overrides the step derived from `steps` (a chunk may hold a single step);
+        `tally` is given to the chunks of a subquery evaluated in chunks.
+        """
+        if step_ms is None:
+            step_ms = int(steps[1] - steps[0]) if len(steps) > 1 else 0
         return EvalContext(
             self.queryable,
             int(steps[0]) if len(steps) else 0,
             int(steps[-1]) if len(steps) else 0,
-            int(steps[1] - steps[0]) if len(steps) > 1 else 0,
+            step_ms,
             self.lookback_ms,
             self.max_samples,
             self.deadline,
@@ -198,6 +286,7 @@ class EvalContext:
             self.query_end_ms,
             self.warnings,
             self.infos,
+            tally=tally if tally is not None else self.tally,
         )
 
 
