@@ -161,7 +161,10 @@ def _count_values(expr: ast.AggregateExpr, vec: VectorV, label: str, ctx: EvalCo
     if not len(rows):
         return VectorV.empty(k)
     vals = vec.values[rows, cols]
-    uniq, inv = np.unique(vals, return_inverse=True)
+    # NB: distinct by the printed value, as Prometheus keys them: 0 and -0 apart, every NaN one.
+    bits = np.where(np.isnan(vals), np.nan, vals).view(np.uint64)
+    uniq_bits, inv = np.unique(bits, return_inverse=True)
+    uniq = uniq_bits.view(np.float64)
     inv = inv.reshape(-1)
     composite = gid[rows] * len(uniq) + inv
     series_keys, series_of = np.unique(composite, return_inverse=True)
