@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from watchkeeper.testing.process import ServerProcess, free_port, wait_until
 
@@ -124,8 +125,16 @@ def test_typing_a_query_draws_a_graph_with_points(page: Page, server: str) -> No
     plot = pg.locator(".graph .u-over").first
     area = plot.bounding_box()
     assert area is not None
-    pg.mouse.move(area["x"] + area["width"] * 0.97, area["y"] + area["height"] / 2)
-    pg.locator(".hover b").first.wait_for(timeout=5000)
+    # NB: on a busy machine the newest scrape may not have landed yet: try a few places.
+    hover = pg.locator(".hover b").first
+    for x in (0.97, 0.9, 0.75, 0.5, 0.25) * 3:
+        pg.mouse.move(area["x"] + area["width"] * x, area["y"] + area["height"] / 2)
+        try:
+            hover.wait_for(timeout=1000)
+            break
+        except PlaywrightTimeoutError:
+            continue
+    hover.wait_for(timeout=2000)
     legend = pg.locator(".legend-item")
     legend.first.wait_for(timeout=15000)
     assert 'job="watchkeeper"' in " ".join(legend.all_inner_texts())
