@@ -102,7 +102,8 @@ def test_a_batched_group_records_what_rules_evaluated_alone_record(template: str
     assert all(r.health is RuleHealth.OK for r in batched.rules)
     durations = [r.evaluation_seconds for r in batched.rules]
     assert min(durations) > 0
-    assert max(durations) < 5 * min(durations)  # each member reports a share of the batch
+    # Each member reports a share of the batch: none carries most of it.
+    assert max(durations) < 0.5 * sum(durations)
 
 
 def test_a_batch_that_fails_falls_back_so_only_the_failing_rule_reports_the_error() -> None:
