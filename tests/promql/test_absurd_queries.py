@@ -72,10 +72,12 @@ def test_tiny_step_subquery_costs_time_in_proportion_to_its_samples() -> None:
     engine = _engine()
     began = time.perf_counter()
     assert _scalar_result(engine, "sum_over_time(vector(1)[5m:1ms])") == 300_000
-    assert time.perf_counter() - began < 1.0
+    # NB: bounds with room for a busy CI machine; the position-by-position folds took
+    # 2.3 s and over 20 s.
+    assert time.perf_counter() - began < 2.0
     began = time.perf_counter()
     assert _scalar_result(engine, "sum_over_time(vector(1)[1h:1ms])") == 3_600_000
-    assert time.perf_counter() - began < 3.0
+    assert time.perf_counter() - began < 6.0
 
 
 @pytest.mark.parametrize(
@@ -108,14 +110,14 @@ def test_tiny_step_subqueries_equal_brute_force(func: str, reduce: Any) -> None:
         ("deriv(vector(time())[5m:1ms])", lambda times: 1.0, 1e-7),
     ],
 )
-def test_long_single_window_welford_and_regression_run_in_under_a_second(
+def test_long_single_window_welford_and_regression_run_in_well_under_the_fold_time(
     query: str, want: Any, rel: float
 ) -> None:
     """One window of 300,000 samples: a scalar loop over the window, no numpy call per sample."""
     engine = _engine()
     began = time.perf_counter()
     got = _scalar_result(engine, query)
-    assert time.perf_counter() - began < 1.0
+    assert time.perf_counter() - began < 2.0  # the column fold took 4.9-9.9 s
     times = _inner_steps(5 * 60_000, 1) / 1000
     assert got == pytest.approx(float(want(times)), rel=rel)
 
@@ -178,7 +180,7 @@ def test_timeout_stops_a_long_fold_with_prometheus_error(query: str) -> None:
     with pytest.raises(QueryTimeoutError) as err:
         engine.instant_query(query, T)
     assert str(err.value) == "query timed out in query execution"
-    assert time.perf_counter() - began < 2.0
+    assert time.perf_counter() - began < 3.0
 
 
 # ---------------------------------------------------------------------------------------------
