@@ -77,6 +77,35 @@ class RangeKernel(Protocol):
         ...
 
 
+WindowFn = Callable[[IntArray, FloatArray, IntArray, IntArray, IntArray, int], KernelResult]
+"""A parameterless range function's body: (timestamps_ms, values, lo, hi, eval_ts_ms, range_ms)."""
+
+
+def _kernel(doc: str, body: WindowFn) -> RangeKernel:
+    """A parameterless `RangeKernel` from its body, run with floating-point warnings off."""
+
+    def kernel(  # noqa: PLR0917
+        timestamps_ms: IntArray,
+        values: FloatArray,
+        lo: IntArray,
+        hi: IntArray,
+        eval_ts_ms: IntArray,
+        range_ms: int,
+        /,
+        *params: Param,
+    ) -> KernelResult:
+        with np.errstate(all="ignore"):
+            return body(timestamps_ms, values, lo, hi, eval_ts_ms, range_ms)
+
+    kernel.__doc__ = doc
+    return kernel
+
+
+def _counted(counts: IntArray, present: BoolArray) -> KernelResult:
+    """A count per window where it holds samples (NaN elsewhere)."""
+    return np.where(present, counts.astype(np.float64), np.nan), present
+
+
 # --------------------------------------------------------------------------------------------
 # The query deadline, checked between chunks of work.
 
@@ -425,55 +454,28 @@ def _add_reset_corrections(
     return result
 
 
-@_quiet
-def rate(  # noqa: PLR0917
-    timestamps_ms: IntArray,
-    values: FloatArray,
-    lo: IntArray,
-    hi: IntArray,
-    eval_ts_ms: IntArray,
-    range_ms: int,
-    /,
-    *params: Param,
-) -> KernelResult:
-    """Per-second increase with counter-reset correction and extrapolation (`rate`)."""
-    return _extrapolated_rate(
-        timestamps_ms, values, lo, hi, eval_ts_ms, range_ms, is_counter=True, is_rate=True
-    )
+rate = _kernel(
+    "Per-second increase with counter-reset correction and extrapolation (`rate`).",
+    lambda ts, v, lo, hi, ev, r: _extrapolated_rate(
+        ts, v, lo, hi, ev, r, is_counter=True, is_rate=True
+    ),
+)
 
 
-@_quiet
-def increase(  # noqa: PLR0917
-    timestamps_ms: IntArray,
-    values: FloatArray,
-    lo: IntArray,
-    hi: IntArray,
-    eval_ts_ms: IntArray,
-    range_ms: int,
-    /,
-    *params: Param,
-) -> KernelResult:
-    """Increase over the range with counter-reset correction and extrapolation (`increase`)."""
-    return _extrapolated_rate(
-        timestamps_ms, values, lo, hi, eval_ts_ms, range_ms, is_counter=True, is_rate=False
-    )
+increase = _kernel(
+    "Increase over the range with counter-reset correction and extrapolation (`increase`).",
+    lambda ts, v, lo, hi, ev, r: _extrapolated_rate(
+        ts, v, lo, hi, ev, r, is_counter=True, is_rate=False
+    ),
+)
 
 
-@_quiet
-def delta(  # noqa: PLR0917
-    timestamps_ms: IntArray,
-    values: FloatArray,
-    lo: IntArray,
-    hi: IntArray,
-    eval_ts_ms: IntArray,
-    range_ms: int,
-    /,
-    *params: Param,
-) -> KernelResult:
-    """Gauge difference over the range, extrapolated to the window edges (`delta`)."""
-    return _extrapolated_rate(
-        timestamps_ms, values, lo, hi, eval_ts_ms, range_ms, is_counter=False, is_rate=False
-    )
+delta = _kernel(
+    "Gauge difference over the range, extrapolated to the window edges (`delta`).",
+    lambda ts, v, lo, hi, ev, r: _extrapolated_rate(
+        ts, v, lo, hi, ev, r, is_counter=False, is_rate=False
+    ),
+)
 
 
 def _instant_value(
@@ -492,34 +494,16 @@ def _instant_value(
     return w.scatter(result)
 
 
-@_quiet
-def irate(  # noqa: PLR0917
-    timestamps_ms: IntArray,
-    values: FloatArray,
-    lo: IntArray,
-    hi: IntArray,
-    eval_ts_ms: IntArray,
-    range_ms: int,
-    /,
-    *params: Param,
-) -> KernelResult:
-    """Per-second rate from the last two samples (`irate`)."""
-    return _instant_value(timestamps_ms, values, lo, hi, is_rate=True)
+irate = _kernel(
+    "Per-second rate from the last two samples (`irate`).",
+    lambda ts, v, lo, hi, ev, r: _instant_value(ts, v, lo, hi, is_rate=True),
+)
 
 
-@_quiet
-def idelta(  # noqa: PLR0917
-    timestamps_ms: IntArray,
-    values: FloatArray,
-    lo: IntArray,
-    hi: IntArray,
-    eval_ts_ms: IntArray,
-    range_ms: int,
-    /,
-    *params: Param,
-) -> KernelResult:
-    """Difference of the last two samples (`idelta`)."""
-    return _instant_value(timestamps_ms, values, lo, hi, is_rate=False)
+idelta = _kernel(
+    "Difference of the last two samples (`idelta`).",
+    lambda ts, v, lo, hi, ev, r: _instant_value(ts, v, lo, hi, is_rate=False),
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -707,36 +691,16 @@ def resets(  # noqa: PLR0917
     return _pair_count(flags, lo, hi)
 
 
-@_quiet
-def count_over_time(  # noqa: PLR0917
-    timestamps_ms: IntArray,
-    values: FloatArray,
-    lo: IntArray,
-    hi: IntArray,
-    eval_ts_ms: IntArray,
-    range_ms: int,
-    /,
-    *params: Param,
-) -> KernelResult:
-    """Number of samples in each window."""
-    present = hi > lo
-    return np.where(present, (hi - lo).astype(np.float64), np.nan), present
+count_over_time = _kernel(
+    "Number of samples in each window.",
+    lambda ts, v, lo, hi, ev, r: _counted(hi - lo, hi > lo),
+)
 
 
-@_quiet
-def present_over_time(  # noqa: PLR0917
-    timestamps_ms: IntArray,
-    values: FloatArray,
-    lo: IntArray,
-    hi: IntArray,
-    eval_ts_ms: IntArray,
-    range_ms: int,
-    /,
-    *params: Param,
-) -> KernelResult:
-    """1 for every window that holds a sample."""
-    present = hi > lo
-    return np.where(present, 1.0, np.nan), present
+present_over_time = _kernel(
+    "1 for every window that holds a sample.",
+    lambda ts, v, lo, hi, ev, r: _counted(np.ones_like(hi), hi > lo),
+)
 
 
 def _at(values: FloatArray, index: IntArray, present: BoolArray) -> KernelResult:
@@ -747,49 +711,22 @@ def _at(values: FloatArray, index: IntArray, present: BoolArray) -> KernelResult
     return np.where(present, values[safe], np.nan), present
 
 
-@_quiet
-def last_over_time(  # noqa: PLR0917
-    timestamps_ms: IntArray,
-    values: FloatArray,
-    lo: IntArray,
-    hi: IntArray,
-    eval_ts_ms: IntArray,
-    range_ms: int,
-    /,
-    *params: Param,
-) -> KernelResult:
-    """The most recent sample value in each window."""
-    return _at(values, hi - 1, hi > lo)
+last_over_time = _kernel(
+    "The most recent sample value in each window.",
+    lambda ts, v, lo, hi, ev, r: _at(v, hi - 1, hi > lo),
+)
 
 
-@_quiet
-def first_over_time(  # noqa: PLR0917
-    timestamps_ms: IntArray,
-    values: FloatArray,
-    lo: IntArray,
-    hi: IntArray,
-    eval_ts_ms: IntArray,
-    range_ms: int,
-    /,
-    *params: Param,
-) -> KernelResult:
-    """The oldest sample value in each window (Prometheus 3.7+, experimental)."""
-    return _at(values, lo, hi > lo)
+first_over_time = _kernel(
+    "The oldest sample value in each window (Prometheus 3.7+, experimental).",
+    lambda ts, v, lo, hi, ev, r: _at(v, lo, hi > lo),
+)
 
 
-@_quiet
-def ts_of_last_over_time(  # noqa: PLR0917
-    timestamps_ms: IntArray,
-    values: FloatArray,
-    lo: IntArray,
-    hi: IntArray,
-    eval_ts_ms: IntArray,
-    range_ms: int,
-    /,
-    *params: Param,
-) -> KernelResult:
-    """The timestamp (seconds) of the most recent sample in each window."""
-    return _at(timestamps_ms / 1000, hi - 1, hi > lo)
+ts_of_last_over_time = _kernel(
+    "The timestamp (seconds) of the most recent sample in each window.",
+    lambda ts, v, lo, hi, ev, r: _at(ts / 1000, hi - 1, hi > lo),
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1006,34 +943,16 @@ def _sum_or_mean(
     return w.scatter(result)
 
 
-@_quiet
-def sum_over_time(  # noqa: PLR0917
-    timestamps_ms: IntArray,
-    values: FloatArray,
-    lo: IntArray,
-    hi: IntArray,
-    eval_ts_ms: IntArray,
-    range_ms: int,
-    /,
-    *params: Param,
-) -> KernelResult:
-    """Sum of each window, equal to Prometheus 3.5's Kahan-compensated sum."""
-    return _sum_or_mean(values, lo, hi, mean=False)
+sum_over_time = _kernel(
+    "Sum of each window, equal to Prometheus 3.5's Kahan-compensated sum.",
+    lambda ts, v, lo, hi, ev, r: _sum_or_mean(v, lo, hi, mean=False),
+)
 
 
-@_quiet
-def avg_over_time(  # noqa: PLR0917
-    timestamps_ms: IntArray,
-    values: FloatArray,
-    lo: IntArray,
-    hi: IntArray,
-    eval_ts_ms: IntArray,
-    range_ms: int,
-    /,
-    *params: Param,
-) -> KernelResult:
-    """Mean of each window: Kahan direct mean, switching to incremental mean on overflow."""
-    return _sum_or_mean(values, lo, hi, mean=True)
+avg_over_time = _kernel(
+    "Mean of each window: Kahan direct mean, switching to incremental mean on overflow.",
+    lambda ts, v, lo, hi, ev, r: _sum_or_mean(v, lo, hi, mean=True),
+)
 
 
 def _variance_one(xs: FloatArray) -> tuple[float, float]:
@@ -1234,64 +1153,28 @@ def _compare_over_time(
     return w.scatter(w.fold(fold))
 
 
-@_quiet
-def max_over_time(  # noqa: PLR0917
-    timestamps_ms: IntArray,
-    values: FloatArray,
-    lo: IntArray,
-    hi: IntArray,
-    eval_ts_ms: IntArray,
-    range_ms: int,
-    /,
-    *params: Param,
-) -> KernelResult:
-    """Largest value in each window; NaN only when every sample is NaN."""
-    return _range_extreme(values, lo, hi, largest=True)
+max_over_time = _kernel(
+    "Largest value in each window; NaN only when every sample is NaN.",
+    lambda ts, v, lo, hi, ev, r: _range_extreme(v, lo, hi, largest=True),
+)
 
 
-@_quiet
-def min_over_time(  # noqa: PLR0917
-    timestamps_ms: IntArray,
-    values: FloatArray,
-    lo: IntArray,
-    hi: IntArray,
-    eval_ts_ms: IntArray,
-    range_ms: int,
-    /,
-    *params: Param,
-) -> KernelResult:
-    """Smallest value in each window; NaN only when every sample is NaN."""
-    return _range_extreme(values, lo, hi, largest=False)
+min_over_time = _kernel(
+    "Smallest value in each window; NaN only when every sample is NaN.",
+    lambda ts, v, lo, hi, ev, r: _range_extreme(v, lo, hi, largest=False),
+)
 
 
-@_quiet
-def ts_of_max_over_time(  # noqa: PLR0917
-    timestamps_ms: IntArray,
-    values: FloatArray,
-    lo: IntArray,
-    hi: IntArray,
-    eval_ts_ms: IntArray,
-    range_ms: int,
-    /,
-    *params: Param,
-) -> KernelResult:
-    """Timestamp (seconds) of the latest maximum in each window."""
-    return _compare_over_time(timestamps_ms, values, lo, hi, largest=True)
+ts_of_max_over_time = _kernel(
+    "Timestamp (seconds) of the latest maximum in each window.",
+    lambda ts, v, lo, hi, ev, r: _compare_over_time(ts, v, lo, hi, largest=True),
+)
 
 
-@_quiet
-def ts_of_min_over_time(  # noqa: PLR0917
-    timestamps_ms: IntArray,
-    values: FloatArray,
-    lo: IntArray,
-    hi: IntArray,
-    eval_ts_ms: IntArray,
-    range_ms: int,
-    /,
-    *params: Param,
-) -> KernelResult:
-    """Timestamp (seconds) of the latest minimum in each window."""
-    return _compare_over_time(timestamps_ms, values, lo, hi, largest=False)
+ts_of_min_over_time = _kernel(
+    "Timestamp (seconds) of the latest minimum in each window.",
+    lambda ts, v, lo, hi, ev, r: _compare_over_time(ts, v, lo, hi, largest=False),
+)
 
 
 def _smooth_one(xs: list[float], sf: float, tf: float) -> float:
