@@ -198,7 +198,25 @@ class SeriesSet:
         return int(self.offsets[-1])
 
 
-class Querier(abc.ABC):
+class ClosedOnExit:
+    """`with x:` closes x when the block ends, whatever happens in it."""
+
+    def close(self) -> None:
+        """Releases what the object holds (nothing unless a subclass says otherwise)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Querier(ClosedOnExit, abc.ABC):
     """Reads series over a fixed, inclusive time range [mint_ms, maxt_ms].
 
     A querier sees a consistent snapshot taken when it was created. Close it when done so
@@ -220,19 +238,8 @@ class Querier(abc.ABC):
     def label_values(self, name: str, matchers: Sequence[Matcher] = ()) -> list[str]:
         """Returns the sorted values of a label over series in range (satisfying matchers)."""
 
-    def close(self) -> None:  # noqa: B027 - an optional hook, not abstract
+    def close(self) -> None:
         """Releases what the querier holds."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class Queryable(Protocol):

@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from watchkeeper.model.labels import Labels
 from watchkeeper.model.matchers import Matcher
-from watchkeeper.storage.interface import Querier, SelectHints, SeriesSet
+from watchkeeper.storage.interface import ClosedOnExit, Querier, SelectHints, SeriesSet
 from watchkeeper.storage.merge import ragged_arange
 from watchkeeper.tsdb.chunks.errors import CorruptionError
 from watchkeeper.tsdb.chunks.page import (
@@ -550,7 +550,7 @@ class SeriesSamples:
     warnings: list[str]
 
 
-class Block:
+class Block(ClosedOnExit):
     """An open, immutable block. Thread-safe for reading; close it when done."""
 
     def __init__(self, path: Path, meta: BlockMeta, index: IndexReader) -> None:
@@ -804,17 +804,6 @@ class Block:
         if mm is not None:
             with contextlib.suppress(BufferError):  # a view is alive; GC closes it
                 mm.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def block_dirs(parent_dir: Path) -> list[Path]:
