@@ -18,7 +18,7 @@ varying labels added to their grouping) and arithmetic or comparisons with const
 other expression is left to be evaluated alone.
 
 Example:
-    >>> from watchkeeper.promql.parser import parse_expr
+    >>> from watchkeeper.promql.parser import format_expr, parse_expr
     >>> exprs = [parse_expr(f'sum by (job) (rate(x{{shard="{i}"}}[5m]))') for i in range(3)]
     >>> [b] = plan_batches(exprs)
     >>> print(format_expr(b.expr))
@@ -41,9 +41,8 @@ from watchkeeper.model.matchers import Matcher, MatchType, quote_regex
 from watchkeeper.promql import ast
 from watchkeeper.promql.functions import INSTANT_FUNCTIONS
 from watchkeeper.promql.kernels import RANGE_FUNCTIONS
-from watchkeeper.promql.printer import format_expr
 
-__all__ = ["QueryBatch", "format_expr", "plan_batches", "split_vector"]
+__all__ = ["QueryBatch", "plan_batches", "split_vector"]
 
 _PER_SERIES_FUNCTIONS = frozenset(RANGE_FUNCTIONS) | (
     frozenset(INSTANT_FUNCTIONS)
